@@ -1,0 +1,72 @@
+import type { FastifySchemaValidationError } from 'fastify/types/schema.js'
+import type { ValidationIssue } from './problem.js'
+
+/**
+ * Ajv errors in the shape FastAPI clients already parse: `loc` is the path from the request part,
+ * `msg` and `type` follow pydantic's wording.
+ */
+export function toValidationIssues (errors: FastifySchemaValidationError[], part: string): ValidationIssue[] {
+  const issues: ValidationIssue[] = []
+  const seen = new Set<string>()
+  for (const error of errors) {
+    const issue = toIssue(error, part)
+    const key = issue.loc.join('.')
+    if (error.keyword === 'anyOf' || seen.has(key)) continue // the branch errors already say it
+    seen.add(key)
+    issues.push(issue)
+  }
+  if (issues.length === 0 && errors[0]) issues.push(toIssue(errors[0], part))
+  return issues
+}
+
+function toIssue (error: FastifySchemaValidationError, part: string): ValidationIssue {
+  const path = (error.instancePath ?? '').split('/').filter(Boolean).map(unescapePointer)
+  const params = error.params as Record<string, unknown>
+  if (error.keyword === 'required') {
+    return { loc: [part, ...path, String(params.missingProperty)], msg: 'Field required', type: 'missing' }
+  }
+  const loc = [part, ...path]
+  switch (error.keyword) {
+    case 'type': {
+      const wanted = String(params.type)
+      if (wanted === 'object' && path.length === 0) return { loc, msg: 'Input should be a valid dictionary', type: 'dict_type' }
+      return { loc, msg: `Input should be a valid ${typeNames[wanted] ?? wanted}`, type: `${wanted}_type` }
+    }
+    case 'minLength':
+      return { loc, msg: `String should have at least ${String(params.limit)} character${params.limit === 1 ? '' : 's'}`, type: 'string_too_short' }
+    case 'maxLength':
+      return { loc, msg: `String should have at most ${String(params.limit)} characters`, type: 'string_too_long' }
+    case 'minItems':
+      return { loc, msg: `List should have at least ${String(params.limit)} items`, type: 'too_short' }
+    case 'maxItems':
+      return { loc, msg: `List should have at most ${String(params.limit)} items`, type: 'too_long' }
+    case 'minimum':
+      return { loc, msg: `Input should be greater than or equal to ${String(params.limit)}`, type: 'greater_than_equal' }
+    case 'maximum':
+      return { loc, msg: `Input should be less than or equal to ${String(params.limit)}`, type: 'less_than_equal' }
+    case 'format':
+      if (params.format === 'email') return { loc, msg: 'value is not a valid email address', type: 'value_error' }
+      return { loc, msg: `Input should be a valid ${String(params.format)}`, type: 'value_error' }
+    case 'pattern':
+      return { loc, msg: `String should match pattern '${String(params.pattern)}'`, type: 'string_pattern_mismatch' }
+    case 'const':
+    case 'enum':
+      return { loc, msg: `Input should be ${describeAllowed(params)}`, type: 'literal_error' }
+    default:
+      return { loc, msg: error.message ?? 'Invalid value', type: 'value_error' }
+  }
+}
+
+const typeNames: Record<string, string> = {
+  string: 'string', integer: 'integer', number: 'number', boolean: 'boolean', array: 'list', object: 'dictionary', null: 'null'
+}
+
+function describeAllowed (params: Record<string, unknown>) {
+  const values = 'allowedValue' in params ? [params.allowedValue] : (params.allowedValues as unknown[] ?? [])
+  return values.map((v) => `'${String(v)}'`).join(' or ')
+}
+
+function unescapePointer (segment: string): string | number {
+  const s = segment.replace(/~1/g, '/').replace(/~0/g, '~')
+  return /^\d+$/.test(s) ? Number(s) : s
+}

@@ -1,0 +1,40 @@
+import fp from 'fastify-plugin'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** onRequest hook for protected routes: a valid access token of a live session, or 401. */
+    authenticate (request: FastifyRequest, reply: FastifyReply): Promise<void>
+  }
+}
+
+/**
+ * The original's answers: no credentials → "Not authenticated"; anything wrong with the token →
+ * "Could not validate credentials". A database failure while checking is a 503, never access.
+ */
+export default fp(async function authenticate (fastify) {
+  const { httpErrors, sessionsRepository } = fastify
+
+  function notAuthenticated () {
+    return httpErrors.createError(401, 'Not authenticated', { headers: { 'www-authenticate': 'Bearer' } })
+  }
+  function invalidToken () {
+    return httpErrors.createError(401, 'Could not validate credentials', { headers: { 'www-authenticate': 'Bearer error="invalid_token"' } })
+  }
+
+  fastify.decorate('authenticate', async function (request: FastifyRequest) {
+    const header = request.headers.authorization
+    const [scheme, token] = header?.split(' ') ?? []
+    if (!scheme || scheme.toLowerCase() !== 'bearer' || !token) throw notAuthenticated()
+    try {
+      await request.jwtVerify()
+    } catch {
+      request.log.info('access token rejected')
+      throw invalidToken()
+    }
+    if (!await sessionsRepository.isActive(request.user.sessionId, request.user.id)) {
+      request.log.info('access token of an ended session')
+      throw invalidToken()
+    }
+  })
+}, { name: 'authenticate', dependencies: ['jwt', 'sensible', 'sessions-repository'] })

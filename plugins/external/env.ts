@@ -1,0 +1,64 @@
+import fastifyEnv from '@fastify/env'
+import { Ajv } from 'ajv'
+import addFormats from 'ajv-formats'
+import fp from 'fastify-plugin'
+import type { AppOptions, RawEnv } from '../../app.js'
+import { EnvSchema, type Config } from '../../schemas/env.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config
+  }
+}
+
+/** Thrown at boot with one line per bad or missing setting. */
+export class ConfigError extends Error {
+  constructor (readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
+    this.name = 'ConfigError'
+  }
+}
+
+interface AjvIssue { instancePath: string, keyword: string, message?: string, params: Record<string, unknown> }
+
+function describe (issue: AjvIssue): string {
+  const name = issue.instancePath.replace(/^\//, '') || String(issue.params.missingProperty ?? 'setting')
+  if (issue.keyword === 'const' || issue.keyword === 'anyOf') return `${name}: not one of the allowed values`
+  return `${name}: ${issue.message ?? 'invalid'}`
+}
+
+/** Cross-setting rules the schema cannot say. */
+function checkRules (config: Config): string[] {
+  const problems: string[] = []
+  const relaxed = config.NODE_ENV === 'development' || config.NODE_ENV === 'test'
+  if (config.ALGORITHM !== 'HS256') problems.push(`ALGORITHM: only HS256 is supported (got "${config.ALGORITHM}")`)
+  if (config.SECRET_KEY === undefined && !relaxed) problems.push('SECRET_KEY: required outside development and tests')
+  if (config.SECRET_KEY !== undefined && config.SECRET_KEY.length < 32) problems.push('SECRET_KEY: must be at least 32 characters')
+  if (config.MONGODB_URL === undefined) problems.push('MONGODB_URL: required (`npm run dev` starts an embedded database when it is unset)')
+  if (config.ASSISTANT_PROVIDER === 'openai' && !config.ASSISTANT_BASE_URL) problems.push('ASSISTANT_BASE_URL: required when ASSISTANT_PROVIDER is openai')
+  return problems
+}
+
+/** Empty values count as unset, as in most .env tooling. */
+function withoutEmpty (env: RawEnv): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ''))
+}
+
+export default fp(async function env (fastify, opts: AppOptions) {
+  try {
+    await fastify.register(fastifyEnv, {
+      schema: EnvSchema,
+      data: withoutEmpty(opts.env),
+      env: false,
+      dotenv: false,
+      ajv: { customOptions: () => addFormats.default(new Ajv({ allErrors: true, coerceTypes: true, useDefaults: true, removeAdditional: true, strict: false })) }
+    })
+  } catch (error) {
+    const issues = (error as { errors?: AjvIssue[] }).errors
+    if (!issues) throw error
+    throw new ConfigError([...new Set(issues.filter((i) => i.keyword !== 'anyOf' || issues.length === 1).map(describe))])
+  }
+  const problems = checkRules(fastify.config)
+  if (problems.length > 0) throw new ConfigError(problems)
+  fastify.log.level = fastify.config.LOG_LEVEL
+}, { name: 'env' })

@@ -1,0 +1,49 @@
+import { randomBytes } from 'node:crypto'
+import jwt from '@fastify/jwt'
+import fp from 'fastify-plugin'
+
+export const TOKEN_ISSUER = 'chat-auth-api'
+export const ACCESS_TOKEN_TYPE = 'at+jwt'
+
+/** Claims of an access token: the user and the session it belongs to. */
+export interface AccessClaims {
+  sub: string
+  sid: string
+}
+
+declare module '@fastify/jwt' {
+  interface FastifyJWT {
+    payload: AccessClaims
+    user: { id: string, sessionId: string }
+  }
+}
+
+/**
+ * HS256 only, from a static secret: `alg: none`, other algorithms and keys named in the token
+ * (jwk, jku, kid...) are never honoured. Issuer, audience and type are fixed and checked.
+ */
+export default fp(async function jwtPlugin (fastify) {
+  const { SECRET_KEY, ACCESS_TOKEN_EXPIRE_MINUTES } = fastify.config
+  if (SECRET_KEY === undefined) {
+    fastify.log.warn('SECRET_KEY is unset: using a random key, so tokens end with this process')
+  }
+  await fastify.register(jwt, {
+    secret: SECRET_KEY ?? randomBytes(32).toString('base64url'),
+    sign: {
+      algorithm: 'HS256',
+      expiresIn: ACCESS_TOKEN_EXPIRE_MINUTES * 60_000,
+      iss: TOKEN_ISSUER,
+      aud: TOKEN_ISSUER,
+      header: { alg: 'HS256', typ: ACCESS_TOKEN_TYPE }
+    },
+    verify: {
+      algorithms: ['HS256'],
+      allowedIss: TOKEN_ISSUER,
+      allowedAud: TOKEN_ISSUER,
+      checkTyp: ACCESS_TOKEN_TYPE,
+      requiredClaims: ['exp', 'iat', 'sub', 'sid'],
+      clockTolerance: 30_000
+    },
+    formatUser: (claims) => ({ id: claims.sub, sessionId: claims.sid })
+  })
+}, { name: 'jwt', dependencies: ['env'] })

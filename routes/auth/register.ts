@@ -1,0 +1,40 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { ObjectId } from 'mongodb'
+import { AUTH_BODY_LIMIT, rateLimits } from '../../lib/auth-limits.js'
+import { EmailTakenError } from '../../plugins/app/users-repository.js'
+import { RegisterBodySchema } from '../../schemas/auth.js'
+import { bodyProblemResponses, ref } from '../../schemas/common.js'
+import { UserSchema } from '../../schemas/users.js'
+
+const register: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { passwordHasher, usersRepository, mailThrottle, linkMails, httpErrors } = fastify
+
+  fastify.post('/register', {
+    bodyLimit: AUTH_BODY_LIMIT,
+    config: rateLimits.register,
+    schema: {
+      tags: ['Auth'],
+      summary: 'Create an account',
+      description: 'The email is trimmed and lower-cased. A verification mail is sent.',
+      operationId: 'register',
+      body: RegisterBodySchema,
+      response: { 201: ref(UserSchema), ...bodyProblemResponses(400) }
+    }
+  }, async (request, reply) => {
+    const { email, password } = request.body
+    const hash = await passwordHasher.hash(password)
+    let user
+    try {
+      user = await usersRepository.create(email, hash)
+    } catch (error) {
+      if (error instanceof EmailTakenError) throw httpErrors.badRequest('User with this email already exists')
+      throw error
+    }
+    request.log.info({ user_id: user.id }, 'user registered')
+    await mailThrottle.record(email, 'verify-email')
+    await linkMails.sendVerification(new ObjectId(user.id), email)
+    return reply.code(201).send(user)
+  })
+}
+
+export default register

@@ -1,0 +1,60 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { AUTH_BODY_LIMIT, rateLimits } from '../../lib/auth-limits.js'
+import { RequestValidationError } from '../../lib/problem.js'
+import { NewPasswordBodySchema, NewPasswordQuerySchema, ResetBodySchema, TokenParamsSchema } from '../../schemas/auth.js'
+import { bodyProblemResponses, DetailSchema, ref } from '../../schemas/common.js'
+
+const resetPassword: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { oneTimeTokens, passwordHasher, usersRepository, sessionsRepository, mailer, httpErrors } = fastify
+
+  function invalidToken () {
+    return httpErrors.badRequest('Invalid or expired reset token')
+  }
+
+  /** The token is checked before hashing and consumed after, so only one of racing uses succeeds. */
+  async function reset (token: string, newPassword: string) {
+    if (!await oneTimeTokens.isActive(token, 'reset-password')) throw invalidToken()
+    const hash = await passwordHasher.hash(newPassword)
+    const userId = await oneTimeTokens.consume(token, 'reset-password')
+    if (!userId) throw invalidToken()
+    await usersRepository.setPasswordHash(userId, hash)
+    await sessionsRepository.revokeAll(userId)
+    await oneTimeTokens.voidActive(userId, 'reset-password')
+    const email = await usersRepository.emailOf(userId)
+    if (email) await mailer.send(email, { kind: 'password-changed' })
+    return { detail: 'Password reset successfully' }
+  }
+
+  const common = { tags: ['Auth'], summary: 'Set a new password with a reset link' }
+
+  fastify.post('/reset-password/:token', {
+    bodyLimit: AUTH_BODY_LIMIT,
+    config: rateLimits.tokenUse,
+    schema: {
+      ...common,
+      description: 'The new password as JSON `{ "new_password" }`, or as query `?new_password=` (the original\'s way; never logged).',
+      operationId: 'resetPasswordWithLinkToken',
+      params: TokenParamsSchema,
+      querystring: NewPasswordQuerySchema,
+      body: NewPasswordBodySchema,
+      response: { 200: ref(DetailSchema), ...bodyProblemResponses(400) }
+    }
+  }, async (request) => {
+    const newPassword = request.body?.new_password ?? request.query.new_password
+    if (newPassword === undefined) throw new RequestValidationError([{ loc: ['body', 'new_password'], msg: 'Field required', type: 'missing' }])
+    return await reset(request.params.token, newPassword)
+  })
+
+  fastify.post('/reset-password', {
+    bodyLimit: AUTH_BODY_LIMIT,
+    config: rateLimits.tokenUse,
+    schema: {
+      ...common,
+      operationId: 'resetPassword',
+      body: ResetBodySchema,
+      response: { 200: ref(DetailSchema), ...bodyProblemResponses(400) }
+    }
+  }, async (request) => await reset(request.body.token, request.body.new_password))
+}
+
+export default resetPassword

@@ -1,0 +1,34 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { withTimeout } from '../../lib/with-timeout.js'
+import { problemResponses, ref } from '../../schemas/common.js'
+import { HealthSchema } from '../../schemas/health.js'
+
+const health: FastifyPluginAsyncTypebox = async (fastify) => {
+  fastify.get('/', {
+    schema: {
+      tags: ['Health'],
+      summary: 'Liveness: the process answers (the database is not touched)',
+      operationId: 'health',
+      response: { 200: ref(HealthSchema), 500: problemResponses()[500] }
+    }
+  }, async () => ({ status: 'ok' }))
+
+  fastify.get('/ready', {
+    schema: {
+      tags: ['Health'],
+      summary: 'Readiness: the database answers a ping within 1 s',
+      operationId: 'ready',
+      response: { 200: ref(HealthSchema), ...problemResponses(503) }
+    }
+  }, async (request) => {
+    try {
+      await withTimeout(fastify.mongo.db!.command({ ping: 1 }), 1000)
+    } catch (error) {
+      request.log.warn({ err: { message: (error as Error).message } }, 'database ping failed')
+      throw fastify.httpErrors.serviceUnavailable('Database unavailable')
+    }
+    return { status: 'ok' }
+  })
+}
+
+export default health

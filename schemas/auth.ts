@@ -1,0 +1,48 @@
+import { Type, type Static } from 'typebox'
+import { EmailSchema, PasswordSchema } from './common.js'
+
+/** A password being checked, not set: no policy, only a bound on the work it can cause. */
+const PresentedPasswordSchema = Type.String({ maxLength: 1024, format: 'password' })
+const OneTimeTokenSchema = Type.String({ minLength: 1, maxLength: 512 })
+
+export const RegisterBodySchema = Type.Object({
+  email: EmailSchema,
+  password: PasswordSchema
+})
+
+/** OAuth2 password form (RFC 6749 4.3) or the same fields as JSON; `email` may stand for `username`. */
+export const LoginBodySchema = Type.Object({
+  username: Type.Optional(Type.String({ maxLength: 254, description: 'the account email' })),
+  email: Type.Optional(Type.String({ maxLength: 254, description: 'JSON alias of username' })),
+  password: PresentedPasswordSchema,
+  grant_type: Type.Optional(Type.String({ pattern: '^password$' })),
+  scope: Type.Optional(Type.String({ maxLength: 1024, default: '' })),
+  client_id: Type.Optional(Type.String({ maxLength: 1024 })),
+  client_secret: Type.Optional(Type.String({ maxLength: 1024 }))
+})
+export type LoginBody = Static<typeof LoginBodySchema>
+
+export const TokenSchema = Type.Object({
+  access_token: Type.String(),
+  token_type: Type.Literal('bearer'),
+  expires_in: Type.Integer({ description: 'seconds until the access token expires' })
+}, { $id: 'Token', additionalProperties: false })
+export type Token = Static<typeof TokenSchema>
+
+export const ChangePasswordBodySchema = Type.Object({
+  current_password: PresentedPasswordSchema,
+  new_password: PasswordSchema
+})
+
+export const TokenParamsSchema = Type.Object({ token: OneTimeTokenSchema })
+export const TokenBodySchema = Type.Object({ token: OneTimeTokenSchema })
+
+/** Resend and forgot take the address as the original's query parameter or as JSON. */
+export const EmailQuerySchema = Type.Object({ email: Type.Optional(EmailSchema) })
+export const EmailBodySchema = Type.Object({ email: Type.Optional(EmailSchema) })
+
+export const NewPasswordBodySchema = Type.Object({ new_password: Type.Optional(PasswordSchema) })
+export const NewPasswordQuerySchema = Type.Object({
+  new_password: Type.Optional(Type.String({ ...PasswordSchema, description: "the original's way; prefer the JSON body" }))
+})
+export const ResetBodySchema = Type.Object({ token: OneTimeTokenSchema, new_password: PasswordSchema })

@@ -1,0 +1,72 @@
+import { Type, type Static, type TSchema } from 'typebox'
+
+/** A `$ref` to a shared schema, typed as the schema it points to (a bare Type.Ref is `unknown`). */
+export function ref<T extends TSchema & { $id?: string }> (schema: T) {
+  if (schema.$id === undefined) throw new Error('ref() needs a schema with an $id')
+  return Type.Unsafe<Static<T>>(Type.Ref(schema.$id))
+}
+
+/** Emails arrive trimmed and lower-cased (see the normalise-email hook); 254 is the SMTP path limit. */
+export const EmailSchema = Type.String({ format: 'email', maxLength: 254, examples: ['user@example.com'] })
+
+/** Any Unicode, never trimmed or altered. Lengths count code points, as the original's pydantic did. */
+export const PasswordSchema = Type.String({ minLength: 8, maxLength: 128, format: 'password' })
+
+/** Route ids are plain strings: a malformed id answers the same 404 as an unknown one. */
+export const IdParamSchema = Type.String({ maxLength: 64, description: '24-hex object id' })
+
+export const DateTimeSchema = Type.String({ format: 'date-time' })
+
+export const DetailSchema = Type.Object({
+  detail: Type.String()
+}, { $id: 'Detail', additionalProperties: false })
+export type Detail = Static<typeof DetailSchema>
+
+export const ValidationIssueSchema = Type.Object({
+  loc: Type.Array(Type.Union([Type.String(), Type.Integer()])),
+  msg: Type.String(),
+  type: Type.String()
+}, { $id: 'ValidationIssue' })
+
+export const ProblemSchema = Type.Object({
+  type: Type.String(),
+  title: Type.String(),
+  status: Type.Integer(),
+  detail: Type.String(),
+  request_id: Type.String(),
+  errors: Type.Optional(Type.Array(ref(ValidationIssueSchema)))
+}, { $id: 'Problem', description: 'RFC 9457 problem details' })
+export type Problem = Static<typeof ProblemSchema>
+
+export const sharedSchemas = [DetailSchema, ValidationIssueSchema, ProblemSchema]
+
+const errorDescriptions: Record<number, string> = {
+  400: 'Bad request',
+  401: 'Not authenticated or invalid credentials',
+  404: 'Not found',
+  409: 'Conflict',
+  413: 'Body too large',
+  415: 'Unsupported content type',
+  422: 'Validation error',
+  429: 'Too many requests',
+  500: 'Unexpected error',
+  502: 'Upstream failure',
+  503: 'Service unavailable'
+}
+
+/** Every route can answer these: bad JSON, validation, rate limit, database down, unexpected. */
+const alwaysPossible = [400, 422, 429, 500, 503] as const
+
+/** Response entries for the error statuses a route sends, as application/problem+json. */
+export function problemResponses (...statuses: number[]) {
+  const all = [...new Set([...alwaysPossible, ...statuses])]
+  return Object.fromEntries(all.map((status) => [status, {
+    description: errorDescriptions[status] ?? 'Error',
+    content: { 'application/problem+json': { schema: ref(ProblemSchema) } }
+  }])) as Record<number, { description: string, content: { 'application/problem+json': { schema: ReturnType<typeof ref<typeof ProblemSchema>> } } }>
+}
+
+/** Body routes can also refuse the body's size and media type. */
+export function bodyProblemResponses (...statuses: number[]) {
+  return problemResponses(413, 415, ...statuses)
+}

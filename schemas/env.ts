@@ -1,0 +1,60 @@
+import { Type, type Static } from 'typebox'
+
+const Int = (def: number, min: number, max = Number.MAX_SAFE_INTEGER, description?: string) =>
+  Type.Integer({ default: def, minimum: min, maximum: max, description })
+const Str = (def: string, description?: string) => Type.String({ default: def, description })
+const OptionalStr = (description?: string) => Type.Optional(Type.String({ description }))
+
+/** The one list of settings (contract section 6). Values come from the environment, with `.env` read when present. */
+export const EnvSchema = Type.Object({
+  NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('test'), Type.Literal('production')], { default: 'production' }),
+
+  MONGODB_URL: OptionalStr('MongoDB connection string; `npm run dev` starts an embedded database when unset'),
+  DATABASE_NAME: Str('app'),
+  DATABASE_TIMEOUT_MS: Int(5000, 100, 60_000, 'longest wait for the database (selection, pool, each reply) before answering 503'),
+
+  SECRET_KEY: OptionalStr('JWT signing secret, at least 32 characters (required in production)'),
+  ALGORITHM: Str('HS256'),
+  ACCESS_TOKEN_EXPIRE_MINUTES: Int(30, 1, 24 * 60),
+  REFRESH_TOKEN_EXPIRE_DAYS: Int(30, 1, 365),
+
+  ARGON2_MEMORY_KIB: Int(19456, 19456, 4 * 1024 * 1024, 'argon2id memory cost; never below the OWASP minimum'),
+  ARGON2_TIME_COST: Int(2, 2, 20),
+  ARGON2_PARALLELISM: Int(1, 1, 16),
+  ARGON2_MAX_CONCURRENCY: Int(2, 1, 64, 'password hashes computed at once; the rest queue'),
+
+  MAIL_SERVER: OptionalStr('SMTP host; unset writes mails to the log'),
+  MAIL_PORT: Int(465, 1, 65535),
+  MAIL_USERNAME: OptionalStr(),
+  MAIL_PASSWORD: OptionalStr(),
+  MAIL_FROM: Str('noreply@example.com'),
+  MAIL_FROM_NAME: Str('Chat App'),
+  MAIL_SECURE: Type.Optional(Type.Boolean({ description: 'implicit TLS; defaults to true when MAIL_PORT is 465' })),
+
+  VERIFICATION_TOKEN_EXPIRE_HOURS: Int(24, 1, 24 * 30),
+  RESET_TOKEN_EXPIRE_MINUTES: Int(60, 1, 24 * 60),
+  VERIFICATION_RESEND_SECONDS: Int(120, 0, 24 * 3600),
+  FRONTEND_URL: Type.String({ default: 'http://localhost:3000', format: 'uri', pattern: '^https?://' }),
+
+  CORS_ORIGINS: Str('*'),
+  HOST: Str('127.0.0.1'),
+  PORT: Int(8000, 0, 65535),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  RATE_LIMIT_ENABLED: Type.Boolean({ default: true }),
+
+  MAX_STREAMS_PER_USER: Int(3, 1, 100),
+  LOGIN_MAX_FAILURES: Int(10, 1, 1000),
+  MAIL_RETRY_BASE_SECONDS: Int(30, 1, 3600),
+
+  ASSISTANT_PROVIDER: Type.Union([Type.Literal('demo'), Type.Literal('openai')], { default: 'demo' }),
+  ASSISTANT_WORD_DELAY_MS: Int(100, 0, 60_000),
+  ASSISTANT_BASE_URL: OptionalStr(),
+  ASSISTANT_API_KEY: OptionalStr(),
+  ASSISTANT_MODEL: OptionalStr(),
+  ASSISTANT_CONTEXT_CHARS: Int(24_000, 100, 10_000_000),
+
+  STRIPE_SECRET_KEY: OptionalStr('accepted and unused'),
+  STRIPE_WEBHOOK_SECRET: OptionalStr('accepted and unused')
+})
+
+export type Config = Static<typeof EnvSchema>
