@@ -9,7 +9,7 @@ import Fastify, { LogController, type FastifyError, type FastifyInstance, type F
 import fp from 'fastify-plugin'
 import { stdTimeFunctions } from 'pino'
 import { isDatabaseUnavailable } from './lib/database-errors.js'
-import { registerJsonBodyParser } from './lib/json-body.js'
+import { registerBodyParsing } from './lib/body-parsing.js'
 import { PROBLEM_CONTENT_TYPE, problem, RequestValidationError } from './lib/problem.js'
 import { redactPaths, redactUrl } from './lib/redact.js'
 import { toValidationIssues } from './lib/validation.js'
@@ -77,7 +77,7 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions) {
     error.issues = toValidationIssues(errors, validationParts[dataVar] ?? dataVar)
     return error
   })
-  registerJsonBodyParser(fastify)
+  registerBodyParsing(fastify)
 
   await fastify.register(AutoLoad, { dir: join(root, 'plugins/external'), options: opts, forceESM: true })
   await fastify.register(AutoLoad, { dir: join(root, 'plugins/app'), options: opts, forceESM: true })

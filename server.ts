@@ -5,16 +5,12 @@ import { ConfigError } from './plugins/external/env.js'
 
 if (existsSync('.env')) process.loadEnvFile('.env')
 
-const app = await buildApp(process.env)
-
+let app: Awaited<ReturnType<typeof buildApp>>
 try {
+  app = await buildApp(process.env)
   await app.ready()
 } catch (error) {
-  if (error instanceof ConfigError) {
-    console.error(error.message)
-  } else {
-    app.log.fatal({ err: error }, 'could not start')
-  }
+  console.error(error instanceof ConfigError ? error.message : error)
   process.exit(1)
 }
 

@@ -68,7 +68,7 @@ function plain (subject: string, paragraphs: string[]): RenderedMail {
 
 function page (title: string, body: string[]) {
   return `<!doctype html><html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title></head>` +
-    `<body style="font-family:system-ui,sans-serif;line-height:1.5;max-width:560px;margin:24px auto">` +
+    '<body style="font-family:system-ui,sans-serif;line-height:1.5;max-width:560px;margin:24px auto">' +
     `<h2>${escapeHtml(title)}</h2>${body.join('')}</body></html>`
 }
 

@@ -66,8 +66,7 @@ export function createOneTimeTokens (tokens: Collection<OneTimeTokenDocument>) {
       const now = new Date()
       const doc = await tokens.findOneAndUpdate(
         { token_hash: hashToken(token), purpose, state: 'active', expires_at: { $gt: now } },
-        { $set: { state: 'used', used_at: now } },
-        { projection: { user_id: 1 } }
+        { $set: { state: 'used', used_at: now } }
       )
       return doc?.user_id ?? null
     },

@@ -42,9 +42,9 @@ export function createSessionsRepository (sessions: Collection<SessionDocument>)
 
     async isActive (sessionId: string, userId: string): Promise<boolean> {
       const _id = parseObjectId(sessionId)
-      const user_id = parseObjectId(userId)
-      if (!_id || !user_id) return false
-      const found = await sessions.findOne({ _id, user_id, revoked_at: null }, { projection: { _id: 1 } })
+      const owner = parseObjectId(userId)
+      if (!_id || !owner) return false
+      const found = await sessions.findOne({ _id, user_id: owner, revoked_at: null }, { projection: { _id: 1 } })
       return found !== null
     },
 

@@ -75,8 +75,7 @@ export function createUsersRepository (users: Collection<UserDocument>) {
     async markVerified (id: ObjectId): Promise<string | null> {
       const doc = await users.findOneAndUpdate(
         { _id: id, is_verified: false },
-        { $set: { is_verified: true, updated_at: new Date() } },
-        { projection: { email: 1 } }
+        { $set: { is_verified: true, updated_at: new Date() } }
       )
       return doc?.email ?? null
     },

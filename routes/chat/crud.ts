@@ -13,7 +13,9 @@ const crud: FastifyPluginAsyncTypebox = async (fastify) => {
   const chatNotFound = () => httpErrors.notFound('Chat not found')
   const common = { tags: ['Chat'], security: bearerSecurity }
 
+  // Documented as /chat/ like the original; /chat answers too (ignoreTrailingSlash).
   fastify.post('/', {
+    prefixTrailingSlash: 'slash',
     bodyLimit: CHAT_BODY_LIMIT,
     schema: {
       ...common,
@@ -28,6 +30,7 @@ const crud: FastifyPluginAsyncTypebox = async (fastify) => {
   })
 
   fastify.get('/', {
+    prefixTrailingSlash: 'slash',
     schema: {
       ...common,
       summary: 'List chats, most recently updated first',

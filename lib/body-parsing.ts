@@ -7,6 +7,11 @@ export class JsonBodyError extends Error {
   readonly statusCode = 400
 }
 
+export class UnsupportedMediaTypeError extends Error {
+  readonly statusCode = 415
+  readonly code = 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+}
+
 /** True when brackets outside strings nest deeper than `max`. One linear pass, no recursion. */
 export function nestsDeeperThan (text: string, max: number): boolean {
   let depth = 0
@@ -28,11 +33,25 @@ export function nestsDeeperThan (text: string, max: number): boolean {
 }
 
 /**
- * Fastify's own JSON parser (prototype poisoning refused), behind a depth check. An empty body is
- * "no body", as FastAPI treats it, so routes that take their input from the query still work when a
- * client sends `Content-Type: application/json` without a body.
+ * Bodies are JSON unless a route declares other media types in `schema.consumes` (only the login
+ * form does); anything else is a 415 before the body is read.
+ *
+ * JSON goes through Fastify's own parser (prototype poisoning refused) behind a depth check. An
+ * empty body is "no body", as FastAPI treats it, so routes that take their input from the query
+ * still work when a client sends `Content-Type: application/json` without a body.
  */
-export function registerJsonBodyParser (fastify: FastifyInstance) {
+export function registerBodyParsing (fastify: FastifyInstance) {
+  fastify.removeContentTypeParser('text/plain')
+  fastify.addHook('preParsing', async (request, _reply, payload) => {
+    const type = request.headers['content-type']
+    const hasBody = request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length'] ?? 0) > 0
+    if (type === undefined || !hasBody || request.routeOptions.schema?.body === undefined) return payload
+    const media = type.split(';')[0]!.trim().toLowerCase()
+    const accepted = request.routeOptions.schema.consumes ?? ['application/json']
+    if (!accepted.includes(media)) throw new UnsupportedMediaTypeError(`Unsupported media type ${media}`)
+    return payload
+  })
+
   const defaultParser = fastify.getDefaultJsonParser('error', 'error')
   fastify.removeContentTypeParser('application/json')
   fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request: FastifyRequest, body: string | Buffer, done) => {

@@ -1,0 +1,79 @@
+import t from 'tap'
+import { buildApp } from '../../app.js'
+import { ConfigError } from '../../plugins/external/env.js'
+import { testEnv } from '../helper.js'
+
+async function bootError (overrides: Record<string, string | undefined>) {
+  const env = { ...await testEnv(), ...overrides }
+  try {
+    const app = await buildApp(env)
+    await app.ready()
+    await app.close()
+    return null
+  } catch (error) {
+    return error
+  }
+}
+
+t.test('production refuses to start without a SECRET_KEY', async (t) => {
+  const error = await bootError({ NODE_ENV: 'production', SECRET_KEY: undefined })
+  t.type(error, ConfigError)
+  t.match((error as Error).message, /SECRET_KEY: required outside development and tests/)
+})
+
+t.test('a SECRET_KEY under 32 characters is refused', async (t) => {
+  const error = await bootError({ NODE_ENV: 'production', SECRET_KEY: 'short-secret' })
+  t.match((error as Error).message, /SECRET_KEY: must be at least 32 characters/)
+})
+
+t.test('ALGORITHM other than HS256 is refused', async (t) => {
+  const error = await bootError({ ALGORITHM: 'HS512' })
+  t.match((error as Error).message, /ALGORITHM: only HS256 is supported/)
+})
+
+t.test('every bad value is named, one line each', async (t) => {
+  const error = await bootError({ PORT: 'eighty', ACCESS_TOKEN_EXPIRE_MINUTES: '-5', LOG_LEVEL: 'loud', ARGON2_MEMORY_KIB: '4096' })
+  t.type(error, ConfigError)
+  const problems = (error as ConfigError).problems
+  for (const name of ['PORT', 'ACCESS_TOKEN_EXPIRE_MINUTES', 'LOG_LEVEL', 'ARGON2_MEMORY_KIB']) {
+    t.ok(problems.some((p) => p.startsWith(`${name}:`)), `${name} is named`)
+  }
+  t.equal(problems.length, 4, 'one line per bad setting')
+})
+
+t.test('development starts without a SECRET_KEY (a random one, with a warning)', async (t) => {
+  t.equal(await bootError({ NODE_ENV: 'development', SECRET_KEY: undefined }), null)
+})
+
+t.test('MONGODB_URL is required', async (t) => {
+  const error = await bootError({ MONGODB_URL: undefined })
+  t.match((error as Error).message, /MONGODB_URL: required/)
+})
+
+t.test('defaults follow the contract', async (t) => {
+  const env = await testEnv()
+  delete env.RATE_LIMIT_ENABLED
+  delete env.ASSISTANT_WORD_DELAY_MS
+  delete env.LOG_LEVEL
+  const app = await buildApp(env)
+  t.teardown(() => app.close())
+  await app.ready()
+  t.match(app.config, {
+    PORT: 8000,
+    HOST: '127.0.0.1',
+    ALGORITHM: 'HS256',
+    ACCESS_TOKEN_EXPIRE_MINUTES: 30,
+    MAIL_PORT: 465,
+    VERIFICATION_TOKEN_EXPIRE_HOURS: 24,
+    RESET_TOKEN_EXPIRE_MINUTES: 60,
+    VERIFICATION_RESEND_SECONDS: 120,
+    FRONTEND_URL: 'http://localhost:3000',
+    CORS_ORIGINS: '*',
+    RATE_LIMIT_ENABLED: true,
+    MAX_STREAMS_PER_USER: 3,
+    LOGIN_MAX_FAILURES: 10,
+    ASSISTANT_PROVIDER: 'demo',
+    ASSISTANT_WORD_DELAY_MS: 100,
+    LOG_LEVEL: 'info'
+  })
+})

@@ -1,0 +1,156 @@
+import t, { type Test } from 'tap'
+import { buildApp } from '../../app.js'
+import { build, signUp, testEnv, LogCapture } from '../helper.js'
+
+function assertProblem (t: Test, res: { statusCode: number, headers: Record<string, unknown>, json: () => any }, status: number) {
+  t.equal(res.statusCode, status)
+  t.match(String(res.headers['content-type']), /^application\/problem\+json/)
+  const body = res.json()
+  t.equal(body.status, status)
+  t.equal(body.type, 'about:blank')
+  t.type(body.title, 'string')
+  t.type(body.detail, 'string')
+  t.equal(body.request_id, res.headers['x-request-id'], 'request id in body and header')
+  return body
+}
+
+t.test('unknown route: 404 problem "Not Found"', async (t) => {
+  const app = await build(t)
+  const body = assertProblem(t, await app.inject({ url: '/nope' }), 404)
+  t.equal(body.detail, 'Not Found')
+  t.equal(body.title, 'Not Found')
+})
+
+t.test('a body over the route limit: 413, nothing stored', async (t) => {
+  const app = await build(t)
+  const res = await app.inject({
+    method: 'POST', url: '/auth/register', payload: { email: 'big@example.com', password: 'x'.repeat(20_000) }
+  })
+  assertProblem(t, res, 413)
+  t.equal(await app.mongo.db!.collection('users').countDocuments(), 0)
+})
+
+t.test('a 10 MiB body sent chunked, without Content-Length, over a real socket: 413 early', async (t) => {
+  const app = await build(t)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const { request } = await import('node:http')
+  let sent = 0
+  const status = await new Promise<number>((resolve, reject) => {
+    const req = request({ port, host: '127.0.0.1', method: 'POST', path: '/auth/register', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, (res) => {
+      res.resume()
+      resolve(res.statusCode ?? 0)
+      req.destroy()
+    })
+    req.on('error', (error: NodeJS.ErrnoException) => { if (error.code !== 'EPIPE' && error.code !== 'ECONNRESET') reject(error) })
+    const chunk = '[' + 'x'.repeat(16 * 1024) + ']'
+    const pump = () => {
+      while (sent < 10 * 1024 * 1024 && !req.destroyed) {
+        sent += chunk.length
+        if (!req.write(chunk)) return req.once('drain', pump)
+      }
+      if (!req.destroyed) req.end()
+    }
+    pump()
+  })
+  t.equal(status, 413)
+  t.ok(sent < 10 * 1024 * 1024, `answered before the whole body was sent (${sent} bytes written)`)
+  t.equal((await app.inject({ url: '/health' })).statusCode, 200, 'process alive')
+})
+
+t.test('unsupported content types: 415 before the body is read', async (t) => {
+  const app = await build(t)
+  for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/xml']) {
+    const res = await app.inject({ method: 'POST', url: '/auth/register', headers: { 'content-type': type }, payload: 'email=a@example.com&password=longenough1' })
+    assertProblem(t, res, 415)
+  }
+  t.equal(await app.mongo.db!.collection('users').countDocuments(), 0)
+})
+
+t.test('malformed JSON: 400 with a clear detail', async (t) => {
+  const app = await build(t)
+  const res = await app.inject({ method: 'POST', url: '/auth/register', headers: { 'content-type': 'application/json' }, payload: '{"email": ' })
+  t.equal(assertProblem(t, res, 400).detail, 'Body is not valid JSON')
+})
+
+t.test('prototype poisoning is refused', async (t) => {
+  const app = await build(t)
+  const res = await app.inject({
+    method: 'POST', url: '/auth/register', headers: { 'content-type': 'application/json' },
+    payload: '{"email":"a@example.com","password":"longenough1","__proto__":{"admin":true}}'
+  })
+  assertProblem(t, res, 400)
+  t.equal(await app.mongo.db!.collection('users').countDocuments(), 0)
+})
+
+t.test('deeply nested JSON: 400, process unharmed', async (t) => {
+  const app = await build(t)
+  const { headers } = await signUp(app)
+  for (const depth of [10_000, 100_000]) {
+    const payload = `{"title":${'['.repeat(depth)}${']'.repeat(depth)}}`
+    const res = await app.inject({ method: 'POST', url: '/chat/', headers: { ...headers, 'content-type': 'application/json' }, payload })
+    t.equal(assertProblem(t, res, 400).detail, 'Body is nested too deeply', `${depth} levels`)
+  }
+  t.equal(await app.mongo.db!.collection('chats').countDocuments(), 0)
+  t.equal((await app.inject({ url: '/health' })).statusCode, 200)
+})
+
+t.test('validation errors: 422 listing every problem in FastAPI shape', async (t) => {
+  const app = await build(t)
+  const res = await app.inject({ method: 'POST', url: '/auth/register', payload: { email: 'not-an-email', password: 'short' } })
+  const body = assertProblem(t, res, 422)
+  t.equal(body.errors.length, 2)
+  t.same(body.errors.map((e: { loc: string[] }) => e.loc), [['body', 'email'], ['body', 'password']])
+  t.match(body.errors[1], { msg: 'String should have at least 8 characters', type: 'string_too_short' })
+  t.match(body.detail, /^email: /, 'detail names the first problem')
+})
+
+t.test('an unexpected error: generic 500, details only in the log', async (t) => {
+  const env = await testEnv()
+  const logs = new LogCapture()
+  const app = await buildApp(env, logs)
+  app.get('/boom', async () => { throw new Error('driver said: E11000 at /srv/app/secret.ts') })
+  t.teardown(() => app.close())
+  await app.ready()
+  const res = await app.inject({ url: '/boom' })
+  const body = assertProblem(t, res, 500)
+  t.equal(body.detail, 'Internal Server Error')
+  t.notMatch(res.body, /E11000|secret\.ts|stack/)
+  const logged = logs.lines.find((l) => l.msg === 'request failed')
+  t.ok(logged, 'the error is logged')
+  t.equal(logged?.request_id, body.request_id, 'with the request id')
+})
+
+t.test('security headers and no-store on API answers', async (t) => {
+  const app = await build(t)
+  const { headers } = await signUp(app)
+  for (const url of ['/users/me', '/chat/', '/nope']) {
+    const res = await app.inject({ url, headers })
+    t.equal(res.headers['x-content-type-options'], 'nosniff', url)
+    t.equal(res.headers['cache-control'], 'no-store', url)
+    t.match(String(res.headers['content-security-policy']), /default-src 'none'/, url)
+    t.match(String(res.headers['content-type']), /charset=utf-8/, url)
+  }
+})
+
+t.test('CORS: any origin by default, without credentials', async (t) => {
+  const app = await build(t)
+  const res = await app.inject({
+    method: 'OPTIONS', url: '/auth/login',
+    headers: { origin: 'http://localhost:3000', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' }
+  })
+  t.equal(res.statusCode, 204)
+  t.equal(res.headers['access-control-allow-origin'], '*')
+  t.match(String(res.headers['access-control-allow-methods']), /PATCH/)
+  t.match(String(res.headers['access-control-allow-headers']).toLowerCase(), /authorization/)
+  t.notOk(res.headers['access-control-allow-credentials'])
+})
+
+t.test('CORS: listed origins with credentials, others refused', async (t) => {
+  const app = await build(t, { CORS_ORIGINS: 'http://app.example, http://localhost:3000' })
+  const listed = await app.inject({ url: '/health', headers: { origin: 'http://localhost:3000' } })
+  t.equal(listed.headers['access-control-allow-origin'], 'http://localhost:3000')
+  t.equal(listed.headers['access-control-allow-credentials'], 'true')
+  const other = await app.inject({ url: '/health', headers: { origin: 'http://evil.example' } })
+  t.notOk(other.headers['access-control-allow-origin'])
+})
