@@ -3,6 +3,9 @@ import {
   MongoTopologyClosedError, MongoError
 } from 'mongodb'
 
+/** Pool errors the driver does not export as classes. */
+const poolErrorNames = new Set(['MongoWaitQueueTimeoutError', 'MongoPoolClearedError', 'PoolClearedOnNetworkError', 'MongoPoolClosedError'])
+
 /** Errors that mean "the database cannot answer now", as opposed to a bug in a query. */
 export function isDatabaseUnavailable (error: unknown): boolean {
   if (!(error instanceof MongoError)) return false
@@ -13,7 +16,7 @@ export function isDatabaseUnavailable (error: unknown): boolean {
     error instanceof MongoTopologyClosedError ||
     error.code === 50 /* MaxTimeMSExpired */ ||
     error.hasErrorLabel('RetryableWriteError') ||
-    error.name === 'PoolClearedError' || error.name === 'PoolClearedOnNetworkError'
+    poolErrorNames.has(error.name)
 }
 
 export function isDuplicateKey (error: unknown): boolean {

@@ -12,8 +12,8 @@ export const EmailSchema = Type.String({ format: 'email', maxLength: 254, exampl
 /** Any Unicode, never trimmed or altered. Lengths count code points, as the original's pydantic did. */
 export const PasswordSchema = Type.String({ minLength: 8, maxLength: 128, format: 'password' })
 
-/** Route ids are plain strings: a malformed id answers the same 404 as an unknown one. */
-export const IdParamSchema = Type.String({ maxLength: 64, description: '24-hex object id' })
+/** Route ids are plain strings: a malformed id of any length answers the same 404 as an unknown one. */
+export const IdParamSchema = Type.String({ description: '24-hex object id' })
 
 export const DateTimeSchema = Type.String({ format: 'date-time' })
 

@@ -120,7 +120,7 @@ export function createChatsRepository (chats: Collection<ChatDocument>, messages
       const chat = await chats.findOneAndUpdate(
         { _id, user_id: new ObjectId(userId) },
         { $set: { title, updated_at: new Date() } },
-        { returnDocument: 'after', projection: chatListProjection }
+        { returnDocument: 'after' } // no projection: FerretDB 1.x refuses one on findAndModify
       )
       return chat ? { ...chatFields(chat), messages: await messagesOf(_id) } : null
     },
@@ -138,7 +138,7 @@ export function createChatsRepository (chats: Collection<ChatDocument>, messages
      * Stores the user's message and an empty `streaming` reply, in a new chat when `chatId` is null.
      * Returns null when the chat is not the caller's. Both are written before any byte is streamed.
      */
-    async startExchange (userId: string, chatId: string | null, text: string, newTitle: string): Promise<Exchange | null> {
+    async startExchange (userId: string, chatId: string | null, text: string, newTitle: string | null): Promise<Exchange | null> {
       const owner = new ObjectId(userId)
       const now = new Date()
       let _id: ObjectId
@@ -157,7 +157,7 @@ export function createChatsRepository (chats: Collection<ChatDocument>, messages
         const chat = await chats.findOneAndUpdate(
           { _id: parsed, user_id: owner },
           { $inc: { message_count: 2 }, $set: { updated_at: now, last_message: lastMessage } },
-          { returnDocument: 'after', projection: { message_count: 1 } }
+          { returnDocument: 'after' } // no projection: FerretDB 1.x refuses one on findAndModify
         )
         if (!chat) return null
         _id = parsed

@@ -76,7 +76,9 @@ t.test('malformed JSON: 400 with a clear detail', async (t) => {
 t.test('prototype poisoning is refused', async (t) => {
   const app = await build(t)
   const res = await app.inject({
-    method: 'POST', url: '/auth/register', headers: { 'content-type': 'application/json' },
+    method: 'POST',
+    url: '/auth/register',
+    headers: { 'content-type': 'application/json' },
     payload: '{"email":"a@example.com","password":"longenough1","__proto__":{"admin":true}}'
   })
   assertProblem(t, res, 400)
@@ -136,7 +138,8 @@ t.test('security headers and no-store on API answers', async (t) => {
 t.test('CORS: any origin by default, without credentials', async (t) => {
   const app = await build(t)
   const res = await app.inject({
-    method: 'OPTIONS', url: '/auth/login',
+    method: 'OPTIONS',
+    url: '/auth/login',
     headers: { origin: 'http://localhost:3000', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' }
   })
   t.equal(res.statusCode, 204)

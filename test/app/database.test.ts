@@ -1,0 +1,57 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { startFerretdb } from '../../scripts/ferretdb.js'
+import { build, signUp } from '../helper.js'
+
+/** Polls `probe` until it returns true, for at most `ms`. */
+async function eventually (probe: () => Promise<boolean>, ms: number) {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    if (await probe()) return true
+    await sleep(200)
+  }
+  return false
+}
+
+t.test('a paused database: 503 with Retry-After within the time limit, liveness unaffected, recovery without restart', async (t) => {
+  const db = await startFerretdb()
+  t.teardown(() => db.stop())
+  const app = await build(t, { MONGODB_URL: db.url, DATABASE_TIMEOUT_MS: '1500' })
+  const { headers } = await signUp(app)
+
+  db.process.kill('SIGSTOP')
+  t.teardown(() => { db.process.kill('SIGCONT') })
+
+  const started = Date.now()
+  const me = await app.inject({ url: '/users/me', headers })
+  const waited = Date.now() - started
+  t.equal(me.statusCode, 503, me.body)
+  t.equal(me.headers['retry-after'], '5')
+  t.match(me.headers['content-type'], /application\/problem\+json/)
+  t.equal(me.json().detail, 'Service temporarily unavailable, retry shortly')
+  t.notMatch(me.body, /Mongo|127\.0\.0\.1|timed out/, 'no driver message in the body')
+  t.ok(waited < 1500 + 3000, `answered after ${waited} ms, bounded by the time limit`)
+
+  const chat = await app.inject({ method: 'POST', url: '/chat/', headers, payload: { title: 'x' } })
+  t.equal(chat.statusCode, 503, 'writes too')
+
+  t.equal((await app.inject({ url: '/health' })).statusCode, 200, '/health does not touch the database')
+  const ready = await app.inject({ url: '/health/ready' })
+  t.equal(ready.statusCode, 503, '/health/ready says not ready')
+
+  db.process.kill('SIGCONT')
+  t.ok(await eventually(async () => (await app.inject({ url: '/users/me', headers })).statusCode === 200, 20_000),
+    'requests succeed again once the database is back')
+  t.equal((await app.inject({ url: '/health/ready' })).statusCode, 200)
+})
+
+t.test('a database that went away: 503, not 500', async (t) => {
+  const db = await startFerretdb()
+  t.teardown(() => db.stop())
+  const app = await build(t, { MONGODB_URL: db.url, DATABASE_TIMEOUT_MS: '1500' })
+  const { headers } = await signUp(app)
+  await db.stop()
+  const res = await app.inject({ url: '/chat/', headers })
+  t.equal(res.statusCode, 503)
+  t.equal(res.headers['retry-after'], '5')
+})

@@ -1,0 +1,136 @@
+import { createHmac, randomBytes } from 'node:crypto'
+import t from 'tap'
+import type { Test } from 'tap'
+import type { LightMyRequestResponse } from 'fastify'
+import { build, signUp, TEST_SECRET } from '../helper.js'
+
+const ISSUER = 'chat-auth-api'
+
+function base64url (value: unknown): string {
+  return Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
+}
+
+/** A JWT made by hand, so every part of it (header, claims, algorithm, key) can be wrong on purpose. */
+function forgeToken (header: Record<string, unknown>, claims: Record<string, unknown>, secret: string | Buffer = TEST_SECRET, hash = 'sha256') {
+  const signingInput = `${base64url(header)}.${base64url(claims)}`
+  const signature = createHmac(hash, secret).update(signingInput).digest('base64url')
+  return `${signingInput}.${signature}`
+}
+
+/** The claims of a real access token (its `sub` and `sid` name a live session). */
+function claimsOf (token: string): { sub: string, sid: string } {
+  return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8'))
+}
+
+const validHeader = { alg: 'HS256', typ: 'at+jwt' }
+
+function validClaims (sub: string, sid: string) {
+  const now = Math.floor(Date.now() / 1000)
+  return { sub, sid, iss: ISSUER, aud: ISSUER, iat: now, exp: now + 600 }
+}
+
+function assertProblem (t: Test, res: LightMyRequestResponse, status: number, detail: string) {
+  t.equal(res.statusCode, status, 'status')
+  t.match(res.headers['content-type'], /^application\/problem\+json/, 'problem+json')
+  const body = res.json()
+  t.same(Object.keys(body).sort(), ['detail', 'request_id', 'status', 'title', 'type'], 'problem fields')
+  t.equal(body.status, status)
+  t.equal(body.detail, detail)
+  t.equal(typeof body.title, 'string')
+  t.equal(typeof body.type, 'string')
+  t.equal(body.request_id, res.headers['x-request-id'], 'request_id matches the x-request-id header')
+}
+
+t.test('GET /users/me returns exactly the User of the token', async (t) => {
+  const app = await build(t)
+  const alice = await signUp(app)
+  await signUp(app) // another user, so "the first user" would be the wrong answer
+
+  const res = await app.inject({ url: '/users/me', headers: alice.headers })
+  t.equal(res.statusCode, 200)
+  t.match(res.headers['content-type'], /^application\/json/)
+  t.equal(res.headers['cache-control'], 'no-store')
+  const me = res.json()
+  t.same(Object.keys(me).sort(), ['created_at', 'email', 'id', 'is_verified'], 'no other keys (no hash, no _id)')
+  t.equal(me.id, alice.user.id)
+  t.match(me.id, /^[0-9a-f]{24}$/)
+  t.equal(me.email, alice.email)
+  t.equal(me.is_verified, false)
+  t.equal(new Date(me.created_at).toISOString(), me.created_at, 'ISO 8601 UTC date')
+  t.notMatch(res.body, /password|hash|argon/i)
+
+  const slash = await app.inject({ url: '/users/me/', headers: alice.headers })
+  t.equal(slash.statusCode, 200, 'trailing slash works')
+  t.same(slash.json(), me)
+})
+
+t.test('GET /users/me without credentials is "Not authenticated"', async (t) => {
+  const app = await build(t)
+  const alice = await signUp(app)
+
+  const none = await app.inject({ url: '/users/me' })
+  assertProblem(t, none, 401, 'Not authenticated')
+  t.equal(none.headers['www-authenticate'], 'Bearer')
+
+  const basic = await app.inject({ url: '/users/me', headers: { authorization: 'Basic xyz' } })
+  assertProblem(t, basic, 401, 'Not authenticated')
+  t.equal(basic.headers['www-authenticate'], 'Bearer')
+
+  const basicWithToken = await app.inject({ url: '/users/me', headers: { authorization: `Basic ${alice.token}` } })
+  assertProblem(t, basicWithToken, 401, 'Not authenticated')
+
+  const emptyBearer = await app.inject({ url: '/users/me', headers: { authorization: 'Bearer' } })
+  assertProblem(t, emptyBearer, 401, 'Not authenticated')
+})
+
+t.test('a hand-forged token with the right secret and claims is accepted (so the rejections below mean something)', async (t) => {
+  const app = await build(t)
+  const alice = await signUp(app)
+  const { sub, sid } = claimsOf(alice.token)
+  const token = forgeToken(validHeader, validClaims(sub, sid))
+  const res = await app.inject({ url: '/users/me', headers: { authorization: `Bearer ${token}` } })
+  t.equal(res.statusCode, 200)
+  t.equal(res.json().id, alice.user.id)
+})
+
+t.test('GET /users/me with a bad, expired or forged token is "Could not validate credentials"', async (t) => {
+  const app = await build(t)
+  const alice = await signUp(app)
+  const { sub, sid } = claimsOf(alice.token)
+  const now = Math.floor(Date.now() / 1000)
+  const attackerSecret = randomBytes(32)
+
+  const cases: Record<string, string> = {
+    'garbage token': 'not-a-jwt',
+    'three garbage parts': 'aaa.bbb.ccc',
+    'expired token': forgeToken(validHeader, { ...validClaims(sub, sid), iat: now - 7200, exp: now - 3600 }),
+    'token signed with another secret': forgeToken(validHeader, validClaims(sub, sid), 'another-secret-that-is-long-enough-0123456789'),
+    'alg none token': `${base64url({ alg: 'none', typ: 'at+jwt' })}.${base64url(validClaims(sub, sid))}.`,
+    'HS512 token with the right secret': forgeToken({ alg: 'HS512', typ: 'at+jwt' }, validClaims(sub, sid), TEST_SECRET, 'sha512'),
+    'wrong iss': forgeToken(validHeader, { ...validClaims(sub, sid), iss: 'someone-else' }),
+    'wrong aud': forgeToken(validHeader, { ...validClaims(sub, sid), aud: 'someone-else' }),
+    'wrong typ': forgeToken({ alg: 'HS256', typ: 'JWT' }, validClaims(sub, sid)),
+    'no sid claim': forgeToken(validHeader, { ...validClaims(sub, sid), sid: undefined }),
+    'attacker jwk header': forgeToken(
+      { ...validHeader, jwk: { kty: 'oct', k: attackerSecret.toString('base64url') } },
+      validClaims(sub, sid),
+      attackerSecret
+    ),
+    'tampered claims of a real token': (() => {
+      const [header, , signature] = alice.token.split('.')
+      return `${header}.${base64url({ ...claimsOf(alice.token), sub: '000000000000000000000000' })}.${signature}`
+    })(),
+    'unknown session': forgeToken(validHeader, validClaims(sub, '000000000000000000000000'))
+  }
+
+  for (const [name, token] of Object.entries(cases)) {
+    await t.test(name, async (t) => {
+      const res = await app.inject({ url: '/users/me', headers: { authorization: `Bearer ${token}` } })
+      assertProblem(t, res, 401, 'Could not validate credentials')
+      t.equal(res.headers['www-authenticate'], 'Bearer error="invalid_token"')
+      t.notOk(res.body.includes(alice.email), 'nothing about the user leaks')
+    })
+  }
+
+  t.equal((await app.inject({ url: '/users/me', headers: alice.headers })).statusCode, 200, 'the real token still works')
+})
