@@ -41,6 +41,8 @@ export function serverOptions (env: RawEnv, logStream?: Writable): FastifyServer
     },
     logController: new LogController({ requestIdLogLabel: 'request_id' }),
     genReqId: () => randomUUID(),
+    // Loading every plugin includes hashing the dummy password; generous on a busy 2-core box.
+    pluginTimeout: 60_000,
     // Slow or stalled clients are cut off; streams stay alive through their own heartbeats.
     requestTimeout: 30_000,
     connectionTimeout: 60_000,

@@ -80,6 +80,7 @@ export async function build (t: Test, overrides: RawEnv = {}) {
     }
   })
   await app.ready()
+  await app.databaseSetup.whenDone()
   return Object.assign(app, { logs, env })
 }
 

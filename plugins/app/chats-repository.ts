@@ -201,6 +201,6 @@ declare module 'fastify' {
 export default fp(async function chatsRepository (fastify) {
   const db = fastify.mongo.db!
   const repository = createChatsRepository(db.collection<ChatDocument>('chats'), db.collection<MessageDocument>('messages'))
-  await repository.ensureIndexes()
+  fastify.databaseSetup.add('chats indexes', () => repository.ensureIndexes())
   fastify.decorate('chatsRepository', repository)
-}, { name: 'chats-repository', dependencies: ['mongodb'] })
+}, { name: 'chats-repository', dependencies: ['mongodb', 'database-setup'] })

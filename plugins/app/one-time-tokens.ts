@@ -97,6 +97,6 @@ declare module 'fastify' {
 
 export default fp(async function oneTimeTokens (fastify) {
   const service = createOneTimeTokens(fastify.mongo.db!.collection<OneTimeTokenDocument>('one_time_tokens'))
-  await service.ensureIndexes()
+  fastify.databaseSetup.add('one-time tokens indexes', () => service.ensureIndexes())
   fastify.decorate('oneTimeTokens', service)
-}, { name: 'one-time-tokens', dependencies: ['mongodb'] })
+}, { name: 'one-time-tokens', dependencies: ['mongodb', 'database-setup'] })

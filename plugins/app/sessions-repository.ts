@@ -68,6 +68,6 @@ declare module 'fastify' {
 
 export default fp(async function sessionsRepository (fastify) {
   const repository = createSessionsRepository(fastify.mongo.db!.collection<SessionDocument>('sessions'))
-  await repository.ensureIndexes()
+  fastify.databaseSetup.add('sessions indexes', () => repository.ensureIndexes())
   fastify.decorate('sessionsRepository', repository)
-}, { name: 'sessions-repository', dependencies: ['mongodb'] })
+}, { name: 'sessions-repository', dependencies: ['mongodb', 'database-setup'] })

@@ -97,6 +97,6 @@ declare module 'fastify' {
 
 export default fp(async function usersRepository (fastify) {
   const repository = createUsersRepository(fastify.mongo.db!.collection<UserDocument>('users'))
-  await repository.ensureIndexes()
+  fastify.databaseSetup.add('users indexes', () => repository.ensureIndexes())
   fastify.decorate('usersRepository', repository)
-}, { name: 'users-repository', dependencies: ['mongodb'] })
+}, { name: 'users-repository', dependencies: ['mongodb', 'database-setup'] })

@@ -34,5 +34,5 @@ export default fp(async function swaggerPlugin (fastify) {
     }
   })
   await fastify.register(swaggerUi, { routePrefix: '/docs', staticCSP: true })
-  fastify.get('/openapi.json', { schema: { hide: true } }, async () => fastify.swagger())
+  fastify.get('/openapi.json', { schema: { hide: true }, config: { withoutDatabase: true } }, async () => fastify.swagger())
 }, { name: 'swagger' })

@@ -5,6 +5,7 @@ import { HealthSchema } from '../../schemas/health.js'
 
 const health: FastifyPluginAsyncTypebox = async (fastify) => {
   fastify.get('/', {
+    config: { withoutDatabase: true },
     schema: {
       tags: ['Health'],
       summary: 'Liveness: the process answers (the database is not touched)',
@@ -14,14 +15,16 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async () => ({ status: 'ok' }))
 
   fastify.get('/ready', {
+    config: { withoutDatabase: true },
     schema: {
       tags: ['Health'],
-      summary: 'Readiness: the database answers a ping within 1 s',
+      summary: 'Readiness: the database is set up and answers a ping within 1 s',
       operationId: 'ready',
       response: { 200: ref(HealthSchema), ...problemResponses(503) }
     }
   }, async (request) => {
     try {
+      if (!fastify.databaseSetup.done) throw new Error('database setup not done')
       await withTimeout(fastify.mongo.db!.command({ ping: 1 }), 1000)
     } catch (error) {
       request.log.warn({ err: { message: (error as Error).message } }, 'database ping failed')

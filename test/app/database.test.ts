@@ -1,7 +1,16 @@
+import { readFileSync } from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { startFerretdb } from '../../scripts/ferretdb.js'
-import { build, signUp } from '../helper.js'
+import { buildApp } from '../../app.js'
+import { build, signUp, testEnv } from '../helper.js'
+
+/** SIGSTOP, then wait until the kernel shows the process stopped (delivery waits for it to run). */
+async function pause (pid: number) {
+  process.kill(pid, 'SIGSTOP')
+  const deadline = Date.now() + 5000
+  while (!/^\d+ \(.*\) [Tt]/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')) && Date.now() < deadline) await sleep(10)
+}
 
 /** Polls `probe` until it returns true, for at most `ms`. */
 async function eventually (probe: () => Promise<boolean>, ms: number) {
@@ -19,7 +28,7 @@ t.test('a paused database: 503 with Retry-After within the time limit, liveness 
   const app = await build(t, { MONGODB_URL: db.url, DATABASE_TIMEOUT_MS: '1500' })
   const { headers } = await signUp(app)
 
-  db.process.kill('SIGSTOP')
+  await pause(db.process.pid!)
   t.teardown(() => { db.process.kill('SIGCONT') })
 
   const started = Date.now()
@@ -54,4 +63,31 @@ t.test('a database that went away: 503, not 500', async (t) => {
   const res = await app.inject({ url: '/chat/', headers })
   t.equal(res.statusCode, 503)
   t.equal(res.headers['retry-after'], '5')
+})
+
+t.test('no database at boot: the service starts, answers 503, and becomes ready once the database appears', async (t) => {
+  const { createServer } = await import('node:net')
+  const port = await new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number }
+      probe.close(() => resolve(port))
+    })
+  })
+  const env = await testEnv({ MONGODB_URL: `mongodb://127.0.0.1:${port}/`, DATABASE_TIMEOUT_MS: '1000' })
+  const app = await buildApp(env)
+  t.teardown(() => app.close())
+  await app.ready()
+
+  t.equal((await app.inject({ url: '/health' })).statusCode, 200, 'alive')
+  t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503, 'not ready')
+  const register = await app.inject({ method: 'POST', url: '/auth/register', payload: { email: 'early@example.com', password: 'long enough password' } })
+  t.equal(register.statusCode, 503, 'writes wait for the database')
+  t.equal(register.headers['retry-after'], '5')
+  t.equal((await app.inject({ url: '/openapi.json' })).statusCode, 200, 'documentation does not need the database')
+
+  const db = await startFerretdb({ port })
+  t.teardown(() => db.stop())
+  t.ok(await eventually(async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 20_000), 'ready once the database is there')
+  const late = await app.inject({ method: 'POST', url: '/auth/register', payload: { email: 'late@example.com', password: 'long enough password' } })
+  t.equal(late.statusCode, 201)
 })

@@ -114,6 +114,7 @@ t.test('an unexpected error: generic 500, details only in the log', async (t) =>
   app.get('/boom', async () => { throw new Error('driver said: E11000 at /srv/app/secret.ts') })
   t.teardown(() => app.close())
   await app.ready()
+  await app.databaseSetup.whenDone()
   const res = await app.inject({ url: '/boom' })
   const body = assertProblem(t, res, 500)
   t.equal(body.detail, 'Internal Server Error')

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import { request } from 'node:http'
 import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { MongoClient } from 'mongodb'
 import { databaseUrl, TEST_SECRET, uniqueEmail, PASSWORD } from '../helper.js'
@@ -53,6 +54,8 @@ function call (port: number, method: string, path: string, body?: unknown, heade
 t.test('SIGTERM: open streams end with their partial reply stored, the process exits 0', async (t) => {
   const database = `test_shutdown_${process.pid}`
   const server = await startServer(t, database)
+  const deadline = Date.now() + 30_000
+  while ((await call(server.port, 'GET', '/health/ready')).status !== 200 && Date.now() < deadline) await sleep(100)
   const email = uniqueEmail()
   t.equal((await call(server.port, 'POST', '/auth/register', { email, password: PASSWORD })).status, 201)
   const login = await call(server.port, 'POST', '/auth/login', { username: email, password: PASSWORD })

@@ -1,0 +1,76 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import fp from 'fastify-plugin'
+
+export interface DatabaseSetup {
+  /** Adds a step (index creation...) to run once the database answers. */
+  add (name: string, step: () => Promise<void>): void
+  /** True once every step has succeeded. */
+  readonly done: boolean
+  /** Resolves when every step has succeeded (tests, and server start when waiting is wanted). */
+  whenDone (): Promise<void>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    databaseSetup: DatabaseSetup
+  }
+}
+
+const RETRY_MS = 1000
+
+/**
+ * The service starts (and /health answers) while the database is away. Setup steps run in the
+ * background once the app is ready, retried until they succeed; until then, requests that would use
+ * the database answer 503, so nothing is written before the unique indexes exist.
+ */
+export default fp(async function databaseSetup (fastify) {
+  const steps: Array<{ name: string, step: () => Promise<void> }> = []
+  let done = false
+  const closing = new AbortController()
+  let resolveDone: () => void
+  const finished = new Promise<void>((resolve) => { resolveDone = resolve })
+
+  // A client whose first connection failed stays closed, so connecting is the first step, retried too.
+  const connect = { name: 'connect', step: async () => { await fastify.mongo.client.connect() } }
+
+  async function runAll () {
+    for (const { name, step } of [connect, ...steps]) {
+      while (!closing.signal.aborted) {
+        try {
+          await step()
+          break
+        } catch (error) {
+          fastify.log.warn({ step: name, err: { message: (error as Error).message } }, 'database setup waiting for the database')
+          await sleep(RETRY_MS, undefined, { signal: closing.signal }).catch(() => {})
+        }
+      }
+    }
+    if (closing.signal.aborted) return
+    done = true
+    resolveDone()
+    fastify.log.info('database setup done')
+  }
+
+  fastify.decorate('databaseSetup', {
+    add (name, step) { steps.push({ name, step }) },
+    get done () { return done },
+    whenDone: () => finished
+  } satisfies DatabaseSetup)
+
+  fastify.addHook('onReady', async () => {
+    runAll().catch((error: Error) => fastify.log.error({ err: error }, 'database setup failed'))
+  })
+  fastify.addHook('preClose', async () => { closing.abort() })
+
+  fastify.addHook('onRequest', async (request) => {
+    if (done || request.routeOptions.config?.withoutDatabase) return
+    throw fastify.httpErrors.serviceUnavailable('Database not ready')
+  })
+}, { name: 'database-setup', dependencies: ['sensible', 'mongodb'] })
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route works without the database (health, docs): not held back by database setup. */
+    withoutDatabase?: boolean
+  }
+}
