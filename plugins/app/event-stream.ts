@@ -14,14 +14,10 @@ export interface EventStream {
   abort (reason: Error): void
 }
 
-export class ShutdownError extends Error {}
-
 declare module 'fastify' {
   interface FastifyInstance {
     /** Takes over the reply as `text/event-stream`. Call after every check that can answer an error. */
     openEventStream (request: FastifyRequest, reply: FastifyReply): EventStream
-    /** Runs a stream's work so that shutdown can end it and wait for what it stores. */
-    trackStream (stream: EventStream, work: () => Promise<void>): Promise<void>
   }
 }
 
@@ -30,8 +26,6 @@ declare module 'fastify' {
  * copied over, since hijacking skips Fastify's reply pipeline.
  */
 export default fp(async function eventStream (fastify) {
-  const live = new Map<EventStream, Promise<void>>()
-
   fastify.decorate('openEventStream', function (request: FastifyRequest, reply: FastifyReply): EventStream {
     const controller = new AbortController()
     const raw = reply.raw
@@ -69,17 +63,5 @@ export default fp(async function eventStream (fastify) {
       },
       abort: (reason) => controller.abort(reason)
     }
-  })
-
-  fastify.decorate('trackStream', async function (stream: EventStream, work: () => Promise<void>) {
-    const done = work().finally(() => live.delete(stream))
-    live.set(stream, done)
-    await done
-  })
-
-  fastify.addHook('preClose', async () => {
-    const running = [...live.entries()]
-    for (const [stream] of running) stream.abort(new ShutdownError('server shutting down'))
-    await Promise.allSettled(running.map(([, done]) => done))
   })
 }, { name: 'event-stream' })

@@ -48,6 +48,14 @@ export function createSessionsRepository (sessions: Collection<SessionDocument>)
       return found !== null
     },
 
+    /** The ids among these that are no longer active sessions (revoked or deleted). */
+    async findEnded (sessionIds: string[]): Promise<string[]> {
+      const ids = sessionIds.map(parseObjectId).filter((id): id is ObjectId => id !== null)
+      const active = await sessions.find({ _id: { $in: ids }, revoked_at: null }, { projection: { _id: 1 } }).toArray()
+      const alive = new Set(active.map((s) => s._id.toHexString()))
+      return sessionIds.filter((id) => !alive.has(id))
+    },
+
     /** Ends every session of the user, except `keep` when given. */
     async revokeAll (userId: ObjectId, keep?: string) {
       const filter: Record<string, unknown> = { user_id: userId, revoked_at: null }

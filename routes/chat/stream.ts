@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { titleFrom } from '../../lib/chat-title.js'
+import { SessionEndedError } from '../../plugins/app/live-streams.js'
 import type { ReplyStatus } from '../../schemas/chat.js'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
 import { StreamBodySchema } from '../../schemas/chat.js'
@@ -39,7 +40,7 @@ const stream: FastifyPluginAsyncTypebox = async (fastify) => {
 
     const events = fastify.openEventStream(request, reply)
     const id = exchange.chatId.toHexString()
-    await fastify.trackStream(events, async () => {
+    await fastify.liveStreams.run({ stream: events, sessionId: request.user.sessionId }, async () => {
       let text = ''
       let status: Exclude<ReplyStatus, 'streaming'> = 'complete'
       try {
@@ -54,7 +55,10 @@ const stream: FastifyPluginAsyncTypebox = async (fastify) => {
           request.log.error({ err: error, chat_id: id }, 'assistant failed mid-stream')
         }
       }
-      if (events.signal.aborted) status = 'interrupted'
+      if (events.signal.aborted) {
+        status = 'interrupted'
+        if (events.signal.reason instanceof SessionEndedError) await events.send({ detail: 'Session ended' }, { event: 'error' })
+      }
       try {
         await chatsRepository.finishReply(exchange, text, status)
       } catch (error) {
