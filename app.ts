@@ -39,7 +39,8 @@ export function serverOptions (env: RawEnv, logStream?: Writable): FastifyServer
         res: (reply: { statusCode: number }) => ({ status: reply.statusCode })
       }
     },
-    logController: new LogController({ requestIdLogLabel: 'request_id' }),
+    // Health probes would otherwise write two log lines every few seconds, forever.
+    logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: (request) => request.url.startsWith('/health') }),
     genReqId: () => randomUUID(),
     // Loading every plugin includes hashing the dummy password; generous on a busy 2-core box.
     pluginTimeout: 60_000,
@@ -91,7 +92,9 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions) {
 
   fastify.setErrorHandler((error: FastifyError & { issues?: unknown, headers?: Record<string, string> }, request, reply) => {
     const status = statusOf(error)
-    if (status >= 500) request.log.error({ err: error }, 'request failed')
+    // A database that cannot answer is an operational condition, not a bug: no stack, no error level.
+    if (status === 503) request.log.warn({ status, reason: error.message }, 'service unavailable')
+    else if (status >= 500) request.log.error({ err: error }, 'request failed')
     else request.log.info({ status, code: error.code }, error.message)
 
     if (error.headers) reply.headers(error.headers)
