@@ -1,39 +1,21 @@
 import fp from 'fastify-plugin'
-import type { Collection } from 'mongodb'
-import { isDuplicateKey } from '../../lib/database-errors.js'
+import type { Claims } from './claims.js'
 
 export type MailKind = 'verify-email' | 'reset-password'
 
-interface ThrottleDocument {
-  _id: string
-  last_sent_at: Date
-}
-
-/**
- * At most one mail of a kind per address per window, across every instance: the upsert only
- * matches when the window has passed, and otherwise collides with the existing key.
- */
-export function createMailThrottle (throttle: Collection<ThrottleDocument>, windowSeconds: number) {
+/** At most one mail of a kind per address per window, across every instance (a claim per window). */
+export function createMailThrottle (claims: Claims, windowSeconds: number) {
+  const key = (email: string, kind: MailKind) => `mail:${kind}:${email}`
+  const windowEnd = () => new Date(Date.now() + windowSeconds * 1000)
   return {
     /** Starts the window now whatever came before (a sign-up always gets its verification mail). */
     async record (email: string, kind: MailKind) {
-      await throttle.updateOne({ _id: `${kind}:${email}` }, { $set: { last_sent_at: new Date() } }, { upsert: true })
+      await claims.forceClaim(key(email, kind), windowEnd())
     },
 
     async tryAcquire (email: string, kind: MailKind): Promise<boolean> {
       if (windowSeconds === 0) return true
-      const now = new Date()
-      try {
-        await throttle.updateOne(
-          { _id: `${kind}:${email}`, last_sent_at: { $lte: new Date(now.getTime() - windowSeconds * 1000) } },
-          { $set: { last_sent_at: now } },
-          { upsert: true }
-        )
-        return true
-      } catch (error) {
-        if (isDuplicateKey(error)) return false
-        throw error
-      }
+      return await claims.tryClaimWindow(key(email, kind), windowEnd())
     }
   }
 }
@@ -47,8 +29,5 @@ declare module 'fastify' {
 }
 
 export default fp(async function mailThrottle (fastify) {
-  fastify.decorate('mailThrottle', createMailThrottle(
-    fastify.mongo.db!.collection<ThrottleDocument>('mail_throttle'),
-    fastify.config.VERIFICATION_RESEND_SECONDS
-  ))
-}, { name: 'mail-throttle', dependencies: ['mongodb'] })
+  fastify.decorate('mailThrottle', createMailThrottle(fastify.claims, fastify.config.VERIFICATION_RESEND_SECONDS))
+}, { name: 'mail-throttle', dependencies: ['claims'] })

@@ -1,6 +1,7 @@
-import { createHash, randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { Collection, ObjectId } from 'mongodb'
+import { hashToken, newSecretToken } from '../../lib/secrets.js'
+import type { Claims } from './claims.js'
 
 export type TokenPurpose = 'verify-email' | 'reset-password'
 
@@ -16,21 +17,11 @@ interface OneTimeTokenDocument {
   used_at: Date | null
 }
 
-/** 256 random bits; only their SHA-256 is stored, so a database leak yields no usable link. */
-function newToken () {
-  const token = randomBytes(32).toString('base64url')
-  return { token, hash: hashToken(token) }
-}
-
-function hashToken (token: string) {
-  return createHash('sha256').update(token).digest('base64url')
-}
-
 /**
- * Mail-link tokens: bound to one purpose and one user, consumed by a single atomic update whose
- * filter also enforces expiry (no cleanup job is trusted with that).
+ * Mail-link tokens: bound to one purpose and one user, consumed once (a claim decides among
+ * concurrent uses), with expiry enforced by the consuming query (no cleanup job is trusted with it).
  */
-export function createOneTimeTokens (tokens: Collection<OneTimeTokenDocument>) {
+export function createOneTimeTokens (tokens: Collection<OneTimeTokenDocument>, claims: Claims) {
   return {
     async ensureIndexes () {
       await tokens.createIndex({ token_hash: 1 }, { unique: true, name: 'token_hash_unique' })
@@ -38,7 +29,9 @@ export function createOneTimeTokens (tokens: Collection<OneTimeTokenDocument>) {
     },
 
     async issue (userId: ObjectId, purpose: TokenPurpose, lifetimeMs: number): Promise<string> {
-      const { token, hash } = newToken()
+      // Only the hash is stored, so a database leak yields no usable link.
+      const token = newSecretToken()
+      const hash = hashToken(token)
       const now = new Date()
       await tokens.insertOne({
         token_hash: hash,
@@ -61,23 +54,27 @@ export function createOneTimeTokens (tokens: Collection<OneTimeTokenDocument>) {
       return doc !== null
     },
 
-    /** Marks the token used and returns its user, or null when unknown, expired, used or of another purpose. */
+    /**
+     * Marks the token used and returns its user, or null when unknown, expired, used or of another
+     * purpose. Of concurrent uses exactly one wins: the claim on the token decides, not the update.
+     */
     async consume (token: string, purpose: TokenPurpose): Promise<ObjectId | null> {
+      const hash = hashToken(token)
       const now = new Date()
-      const doc = await tokens.findOneAndUpdate(
-        { token_hash: hashToken(token), purpose, state: 'active', expires_at: { $gt: now } },
-        { $set: { state: 'used', used_at: now } }
-      )
-      return doc?.user_id ?? null
+      const doc = await tokens.findOne({ token_hash: hash, purpose, state: 'active', expires_at: { $gt: now } })
+      if (!doc || !await claims.tryClaim(`token:${hash}`, doc.expires_at)) return null
+      await tokens.updateOne({ _id: doc._id }, { $set: { state: 'used', used_at: now } })
+      return doc.user_id
     },
 
-    /** The user of a token already consumed and not yet expired (a second click on a link that worked). */
+    /**
+     * The user of a token already consumed, or being consumed right now, and not yet expired (the
+     * second of two clicks on a link that worked; web clients in development mode send both at once).
+     */
     async findConsumed (token: string, purpose: TokenPurpose): Promise<ObjectId | null> {
-      const doc = await tokens.findOne(
-        { token_hash: hashToken(token), purpose, state: 'used', expires_at: { $gt: new Date() } },
-        { projection: { user_id: 1 } }
-      )
-      return doc?.user_id ?? null
+      const hash = hashToken(token)
+      const doc = await tokens.findOne({ token_hash: hash, purpose, state: { $ne: 'void' }, expires_at: { $gt: new Date() } })
+      return doc && (doc.state === 'used' || await claims.isClaimed(`token:${hash}`)) ? doc.user_id : null
     },
 
     /** Kills the user's unused tokens of a purpose, e.g. older links once a new one is sent. */
@@ -96,7 +93,7 @@ declare module 'fastify' {
 }
 
 export default fp(async function oneTimeTokens (fastify) {
-  const service = createOneTimeTokens(fastify.mongo.db!.collection<OneTimeTokenDocument>('one_time_tokens'))
+  const service = createOneTimeTokens(fastify.mongo.db!.collection<OneTimeTokenDocument>('one_time_tokens'), fastify.claims)
   fastify.databaseSetup.add('one-time tokens indexes', () => service.ensureIndexes())
   fastify.decorate('oneTimeTokens', service)
-}, { name: 'one-time-tokens', dependencies: ['mongodb', 'database-setup'] })
+}, { name: 'one-time-tokens', dependencies: ['mongodb', 'database-setup', 'claims'] })

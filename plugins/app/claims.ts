@@ -1,0 +1,82 @@
+import fp from 'fastify-plugin'
+import type { Collection } from 'mongodb'
+import { isDuplicateKey } from '../../lib/database-errors.js'
+
+interface ClaimDocument {
+  _id: string
+  created_at: Date
+  expires_at: Date
+}
+
+const SWEEP_INTERVAL_MS = 10 * 60_000
+
+/**
+ * Exactly-once decisions ("this token is consumed", "this address got its mail"): an insert under a
+ * unique key has exactly one winner, on MongoDB and on FerretDB 1.x alike. A filtered update is not
+ * enough there: FerretDB 1.x applies concurrent filtered updates of one document without isolation,
+ * so several callers can all "win" the same `{ state: 'active' }` match.
+ */
+export function createClaims (claims: Collection<ClaimDocument>) {
+  async function tryClaim (key: string, expiresAt: Date): Promise<boolean> {
+    try {
+      await claims.insertOne({ _id: key, created_at: new Date(), expires_at: expiresAt })
+      return true
+    } catch (error) {
+      if (isDuplicateKey(error)) return false
+      throw error
+    }
+  }
+
+  return {
+    async ensureIndexes () {
+      try {
+        await claims.createIndex({ expires_at: 1 }, { name: 'expiry', expireAfterSeconds: 0 })
+      } catch {
+        // FerretDB 1.x has no TTL indexes; the sweep below removes expired claims instead.
+        await claims.createIndex({ expires_at: 1 }, { name: 'expiry_plain' })
+      }
+    },
+
+    tryClaim,
+
+    async isClaimed (key: string): Promise<boolean> {
+      return await claims.countDocuments({ _id: key, expires_at: { $gt: new Date() } }, { limit: 1 }) > 0
+    },
+
+    /** Claims `key` if it is free or its previous claim has expired (a window that has passed). */
+    async tryClaimWindow (key: string, expiresAt: Date): Promise<boolean> {
+      if (await tryClaim(key, expiresAt)) return true
+      const { deletedCount } = await claims.deleteOne({ _id: key, expires_at: { $lte: new Date() } })
+      return deletedCount > 0 && await tryClaim(key, expiresAt)
+    },
+
+    /** Replaces any claim on `key` with a new one (a window that starts now, whatever came before). */
+    async forceClaim (key: string, expiresAt: Date) {
+      await claims.deleteOne({ _id: key })
+      await tryClaim(key, expiresAt)
+    },
+
+    async sweep () {
+      await claims.deleteMany({ expires_at: { $lte: new Date() } })
+    }
+  }
+}
+
+export type Claims = ReturnType<typeof createClaims>
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    claims: Claims
+  }
+}
+
+export default fp(async function claims (fastify) {
+  const service = createClaims(fastify.mongo.db!.collection<ClaimDocument>('claims'))
+  fastify.databaseSetup.add('claims indexes', () => service.ensureIndexes())
+  const timer = setInterval(() => {
+    service.sweep().catch((error: Error) => fastify.log.warn({ err: { message: error.message } }, 'claims sweep failed'))
+  }, SWEEP_INTERVAL_MS)
+  timer.unref()
+  fastify.addHook('onClose', async () => { clearInterval(timer) })
+  fastify.decorate('claims', service)
+}, { name: 'claims', dependencies: ['mongodb', 'database-setup'] })
