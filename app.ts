@@ -5,7 +5,8 @@ import type { Writable } from 'node:stream'
 import AutoLoad from '@fastify/autoload'
 import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
-import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import type { Server } from 'node:http'
+import Fastify, { LogController, type FastifyError, type FastifyHttpOptions, type FastifyInstance, type FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { stdTimeFunctions } from 'pino'
 import { isDatabaseUnavailable } from './lib/database-errors.js'
@@ -26,7 +27,7 @@ export interface AppOptions {
 const logLevels = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
 
 /** Server-level options, shared by server.ts and the tests so both run the same server. */
-export function serverOptions (env: RawEnv, logStream?: Writable): FastifyServerOptions {
+export function serverOptions (env: RawEnv, logStream?: Writable): FastifyHttpOptions<Server> {
   const level = logLevels.has(env.LOG_LEVEL ?? '') ? env.LOG_LEVEL : 'info'
   return {
     logger: {
@@ -46,6 +47,8 @@ export function serverOptions (env: RawEnv, logStream?: Writable): FastifyServer
     pluginTimeout: 60_000,
     // Slow or stalled clients are cut off; streams stay alive through their own heartbeats.
     requestTimeout: 30_000,
+    // Checked every second (Node's default is 30 s), so a slowloris socket is cut near 30 s, not 60.
+    http: { connectionsCheckingInterval: 1000 },
     connectionTimeout: 60_000,
     keepAliveTimeout: 72_000,
     bodyLimit: 1024 * 1024,

@@ -43,8 +43,10 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_ENABLED: Type.Boolean({ default: true }),
 
   MAX_STREAMS_PER_USER: Int(3, 1, 100),
+  REPLY_STALE_SECONDS: Int(30, 3, 3600, 'a reply still `streaming` this long after its last checkpoint (one a second) was left by a stopped process and is marked interrupted'),
   LOGIN_MAX_FAILURES: Int(10, 1, 1000),
   MAIL_RETRY_BASE_SECONDS: Int(30, 1, 3600),
+  MAIL_LEASE_SECONDS: Int(90, 1, 3600, 'how long an instance holds a mail it is sending before another may take it over; above the SMTP timeouts'),
 
   ASSISTANT_PROVIDER: Type.Union([Type.Literal('demo'), Type.Literal('openai')], { default: 'demo' }),
   ASSISTANT_WORD_DELAY_MS: Int(100, 0, 60_000),

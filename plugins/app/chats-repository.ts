@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import { ObjectId, type Collection } from 'mongodb'
+import { isDuplicateKey } from '../../lib/database-errors.js'
 import { parseObjectId } from '../../lib/object-id.js'
 import type { Chat, ChatListItem, Message, NewMessage, ReplyStatus, Role } from '../../schemas/chat.js'
 
@@ -36,6 +37,19 @@ export interface Exchange {
   replyId: ObjectId
   /** The conversation the reply answers, oldest first, ending with the new user message. */
   context: Array<{ role: Role, content: string }>
+}
+
+/** A streaming reply's text is saved at least this often (which also shows it is alive)... */
+export const CHECKPOINT_INTERVAL_MS = 1000
+/** ...and sooner once this much new text waits, so a crash loses at most about a second or 1 KB. */
+export const CHECKPOINT_CHARS = 1024
+/** Stale replies ended per sweep; the next sweep takes the rest. */
+const SWEEP_BATCH = 500
+
+/** Saves a streaming reply's text as it grows; `stop` waits for the last write, before the reply is finished. */
+export interface ReplyCheckpoints {
+  update (text: string): void
+  stop (): Promise<void>
 }
 
 const chatListProjection = { message_count: 0 } as const
@@ -85,6 +99,8 @@ export function createChatsRepository (chats: Collection<ChatDocument>, messages
     async ensureIndexes () {
       await chats.createIndex({ user_id: 1, updated_at: -1 }, { name: 'user_recent' })
       await messages.createIndex({ chat_id: 1, seq: 1 }, { unique: true, name: 'chat_order' })
+      // FerretDB 1.x has no partial indexes, which would hold only the few `streaming` replies.
+      await messages.createIndex({ status: 1, updated_at: 1 }, { name: 'stale_replies' })
     },
 
     async create (userId: string, title: string | null, initial: NewMessage[]): Promise<Chat> {
@@ -125,6 +141,12 @@ export function createChatsRepository (chats: Collection<ChatDocument>, messages
       return chat ? { ...chatFields(chat), messages: await messagesOf(_id) } : null
     },
 
+    /** Every chat and message of the user (account deletion). */
+    async deleteAllOf (userId: ObjectId) {
+      await chats.deleteMany({ user_id: userId })
+      await messages.deleteMany({ user_id: userId })
+    },
+
     async delete (userId: string, chatId: string): Promise<boolean> {
       const _id = parseObjectId(chatId)
       if (!_id) return false
@@ -147,33 +169,110 @@ export function createChatsRepository (chats: Collection<ChatDocument>, messages
       const userMessageId = new ObjectId()
       const lastMessage: MessageCopy = { _id: userMessageId, role: 'user', content: text, created_at: now }
 
+      const pair = (chat: ObjectId, seq: number) => [
+        { ...newMessage(chat, owner, seq, 'user', text, now), _id: userMessageId },
+        newMessage(chat, owner, seq + 1, 'assistant', '', now, 'streaming')
+      ]
+      let reply: MessageDocument
+
       if (chatId === null) {
+        // Messages first: a failure in between leaves unseen messages, never a visible empty chat.
         _id = new ObjectId()
         userSeq = 1
+        const docs = pair(_id, userSeq)
+        await messages.insertMany(docs)
+        reply = docs[1]!
         await chats.insertOne({ _id, user_id: owner, title: newTitle, created_at: now, updated_at: now, message_count: 2, last_message: lastMessage })
       } else {
         const parsed = parseObjectId(chatId)
         if (!parsed) return null
-        const chat = await chats.findOneAndUpdate(
-          { _id: parsed, user_id: owner },
-          { $inc: { message_count: 2 }, $set: { updated_at: now, last_message: lastMessage } },
-          { returnDocument: 'after' } // no projection: FerretDB 1.x refuses one on findAndModify
-        )
-        if (!chat) return null
         _id = parsed
-        userSeq = chat.message_count - 1
+        // FerretDB 1.x does not isolate concurrent $inc: two sends may draw the same positions, and
+        // the unique (chat, seq) index refuses the second, which then draws again.
+        for (let attempt = 1; ; attempt++) {
+          const chat = await chats.findOneAndUpdate(
+            { _id, user_id: owner },
+            { $inc: { message_count: 2 }, $set: { updated_at: now, last_message: lastMessage } },
+            { returnDocument: 'after' } // no projection: FerretDB 1.x refuses one on findAndModify
+          )
+          if (!chat) return null
+          userSeq = chat.message_count - 1
+          const docs = pair(_id, userSeq)
+          try {
+            await messages.insertMany(docs)
+            reply = docs[1]!
+            break
+          } catch (error) {
+            if (!isDuplicateKey(error) || attempt === 5) throw error
+          }
+        }
         const earlier = await messages.find(
           { chat_id: _id, seq: { $lt: userSeq }, status: { $ne: 'streaming' } },
           { projection: { role: 1, content: 1 } }
         ).sort({ seq: 1 }).toArray()
         context = earlier.map((m) => ({ role: m.role, content: m.content }))
       }
-
-      const userMessage = { ...newMessage(_id, owner, userSeq, 'user', text, now), _id: userMessageId }
-      const reply = newMessage(_id, owner, userSeq + 1, 'assistant', '', now, 'streaming')
-      await messages.insertMany([userMessage, reply])
       context.push({ role: 'user', content: text })
       return { chatId: _id, userId: owner, replyId: reply._id, context }
+    },
+
+    /**
+     * Checkpoints for a streaming reply: one write every CHECKPOINT_INTERVAL_MS, sooner after
+     * CHECKPOINT_CHARS of new text, never more than one at a time. Failures go to `onError`; the
+     * stream goes on and the next checkpoint tries again.
+     */
+    replyCheckpoints (exchange: Exchange, onError: (error: Error) => void): ReplyCheckpoints {
+      let text = ''
+      let savedLength = 0
+      let saving: Promise<void> | undefined
+      function save () {
+        if (saving) return
+        const content = text
+        // `status` again: a reply swept while this process could not reach the database is alive after all.
+        saving = messages.updateOne({ _id: exchange.replyId }, { $set: { content, status: 'streaming', updated_at: new Date() } })
+          .then(() => { savedLength = content.length }, onError)
+          .finally(() => { saving = undefined })
+      }
+      const timer = setInterval(save, CHECKPOINT_INTERVAL_MS)
+      timer.unref()
+      return {
+        update (latest) {
+          text = latest
+          if (text.length - savedLength >= CHECKPOINT_CHARS) save()
+        },
+        async stop () {
+          clearInterval(timer)
+          await saving
+        }
+      }
+    },
+
+    /**
+     * Ends replies whose process stopped mid-stream (kill -9, crash): `streaming` with no checkpoint
+     * since `staleBefore` become `interrupted`, keeping the last checkpoint's text, and the chat's
+     * last message follows when the reply is still the newest. Returns how many were ended; stops
+     * early once `signal` aborts (shutdown).
+     */
+    async sweepStaleReplies (staleBefore: Date, signal?: AbortSignal): Promise<number> {
+      const stale = await messages.find({ status: 'streaming', updated_at: { $lt: staleBefore } }, { projection: { _id: 1 } })
+        .limit(SWEEP_BATCH).toArray()
+      let swept = 0
+      for (const { _id } of stale) {
+        if (signal?.aborted) break
+        // The same condition again: a checkpoint or another instance's sweep may have come first.
+        const reply = await messages.findOneAndUpdate(
+          { _id, status: 'streaming', updated_at: { $lt: staleBefore } },
+          { $set: { status: 'interrupted', updated_at: new Date() } },
+          { returnDocument: 'after' }
+        )
+        if (!reply) continue
+        swept++
+        await chats.updateOne(
+          { _id: reply.chat_id, $or: [{ 'last_message._id': reply._id }, { message_count: reply.seq }] },
+          { $set: { last_message: copyOf(reply) } }
+        )
+      }
+      return swept
     },
 
     /** Stores the reply's final text and status, and makes it the chat's last message. */

@@ -4,6 +4,8 @@ import { isDuplicateKey } from '../../lib/database-errors.js'
 
 interface ClaimDocument {
   _id: string
+  /** What the claim was made for (e.g. the session of a rotated refresh token). */
+  owner?: string
   created_at: Date
   expires_at: Date
 }
@@ -17,9 +19,9 @@ const SWEEP_INTERVAL_MS = 10 * 60_000
  * so several callers can all "win" the same `{ state: 'active' }` match.
  */
 export function createClaims (claims: Collection<ClaimDocument>) {
-  async function tryClaim (key: string, expiresAt: Date): Promise<boolean> {
+  async function tryClaim (key: string, expiresAt: Date, owner?: string): Promise<boolean> {
     try {
-      await claims.insertOne({ _id: key, created_at: new Date(), expires_at: expiresAt })
+      await claims.insertOne({ _id: key, created_at: new Date(), expires_at: expiresAt, ...(owner === undefined ? {} : { owner }) })
       return true
     } catch (error) {
       if (isDuplicateKey(error)) return false
@@ -38,6 +40,10 @@ export function createClaims (claims: Collection<ClaimDocument>) {
     },
 
     tryClaim,
+
+    async find (key: string) {
+      return await claims.findOne({ _id: key, expires_at: { $gt: new Date() } })
+    },
 
     async isClaimed (key: string): Promise<boolean> {
       return await claims.countDocuments({ _id: key, expires_at: { $gt: new Date() } }, { limit: 1 }) > 0

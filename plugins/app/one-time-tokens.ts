@@ -77,6 +77,10 @@ export function createOneTimeTokens (tokens: Collection<OneTimeTokenDocument>, c
       return doc && (doc.state === 'used' || await claims.isClaimed(`token:${hash}`)) ? doc.user_id : null
     },
 
+    async deleteAllOf (userId: ObjectId) {
+      await tokens.deleteMany({ user_id: userId })
+    },
+
     /** Kills the user's unused tokens of a purpose, e.g. older links once a new one is sent. */
     async voidActive (userId: ObjectId, purpose: TokenPurpose) {
       await tokens.updateMany({ user_id: userId, purpose, state: 'active' }, { $set: { state: 'void' } })

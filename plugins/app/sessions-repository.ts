@@ -1,15 +1,23 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import fp from 'fastify-plugin'
-import type { Collection, ObjectId } from 'mongodb'
+import { ObjectId, type Collection } from 'mongodb'
 import { parseObjectId } from '../../lib/object-id.js'
+import { createSealer, hashToken, newSecretToken, type Sealer } from '../../lib/secrets.js'
+import type { Claims } from './claims.js'
 
 export interface SessionDocument {
   _id: ObjectId
   user_id: ObjectId
   created_at: Date
   last_used_at: Date
+  expires_at: Date
   user_agent: string | null
   ip: string | null
   revoked_at: Date | null
+  /** SHA-256 of the one refresh token that works now. */
+  refresh_hash: string
+  /** The newest refresh token, encrypted, handed again to parallel refreshes within the grace. */
+  grace_token: string | null
 }
 
 export interface SessionOrigin {
@@ -17,51 +25,145 @@ export interface SessionOrigin {
   ip?: string
 }
 
+export interface Session {
+  id: string
+  created_at: string
+  last_used_at: string
+  user_agent: string | null
+  ip: string | null
+}
+
+export type Rotation =
+  | { outcome: 'rotated', userId: ObjectId, sessionId: ObjectId, refreshToken: string }
+  | { outcome: 'reused', userId: ObjectId, sessionId: ObjectId }
+  | { outcome: 'invalid' }
+
+/** Parallel refreshes with one token (tabs, retries) within this time share one rotation. */
+export const REFRESH_REUSE_GRACE_MS = 10_000
+/** last_used_at is refreshed at most this often by ordinary requests. */
+const TOUCH_INTERVAL_MS = 60_000
+
 /**
- * A login. Access tokens name their session, so ending it (logout, password change or reset) ends
- * every token issued for it on the very next request.
+ * Logins. Access tokens name their session, so ending it (logout, password change, reset) ends every
+ * token issued for it on the very next request. Refresh tokens are opaque, stored hashed and
+ * rotated on every use; presenting a rotated one (after the grace) revokes the session.
  */
-export function createSessionsRepository (sessions: Collection<SessionDocument>) {
+export function createSessionsRepository (sessions: Collection<SessionDocument>, claims: Claims, sealer: Sealer, lifetimeMs: number) {
+  const active = () => ({ revoked_at: null, expires_at: { $gt: new Date() } })
+  const isLive = (s: SessionDocument) => s.revoked_at === null && s.expires_at > new Date()
+
+  async function revokeById (id: ObjectId) {
+    await sessions.updateOne({ _id: id, revoked_at: null }, { $set: { revoked_at: new Date(), grace_token: null } })
+  }
+
+  /** A rotated token presented again: the same new token within the grace, else the session dies. */
+  async function replay (hash: string): Promise<Rotation> {
+    const claim = await claims.find(`refresh:${hash}`)
+    const session = claim?.owner ? await sessions.findOne({ _id: new ObjectId(claim.owner) }) : null
+    if (!claim || !session || !isLive(session)) return { outcome: 'invalid' }
+    const token = session.grace_token ? sealer.open(session.grace_token) : null
+    if (token && Date.now() - claim.created_at.getTime() <= REFRESH_REUSE_GRACE_MS) {
+      return { outcome: 'rotated', userId: session.user_id, sessionId: session._id, refreshToken: token }
+    }
+    await revokeById(session._id)
+    return { outcome: 'reused', userId: session.user_id, sessionId: session._id }
+  }
+
   return {
     async ensureIndexes () {
       await sessions.createIndex({ user_id: 1, revoked_at: 1 }, { name: 'user_sessions' })
+      await sessions.createIndex({ refresh_hash: 1 }, { unique: true, name: 'refresh_hash_unique' })
     },
 
-    async create (userId: ObjectId, origin: SessionOrigin): Promise<ObjectId> {
+    async create (userId: ObjectId, origin: SessionOrigin): Promise<{ sessionId: ObjectId, refreshToken: string }> {
       const now = new Date()
+      const refreshToken = newSecretToken()
       const { insertedId } = await sessions.insertOne({
         user_id: userId,
         created_at: now,
         last_used_at: now,
+        expires_at: new Date(now.getTime() + lifetimeMs),
         user_agent: origin.userAgent?.slice(0, 512) ?? null,
         ip: origin.ip ?? null,
-        revoked_at: null
+        revoked_at: null,
+        refresh_hash: hashToken(refreshToken),
+        grace_token: null
       } as SessionDocument)
-      return insertedId
+      return { sessionId: insertedId, refreshToken }
     },
 
+    /** Exchanges a refresh token for a new one. Exactly one of concurrent uses rotates (a claim decides). */
+    async rotate (refreshToken: string): Promise<Rotation> {
+      const hash = hashToken(refreshToken)
+      const current = await sessions.findOne({ refresh_hash: hash })
+      if (current && !isLive(current)) return { outcome: 'invalid' }
+      if (current && await claims.tryClaim(`refresh:${hash}`, current.expires_at, current._id.toHexString())) {
+        const next = newSecretToken()
+        await sessions.updateOne({ _id: current._id }, {
+          $set: { refresh_hash: hashToken(next), grace_token: sealer.seal(next), last_used_at: new Date() }
+        })
+        return { outcome: 'rotated', userId: current.user_id, sessionId: current._id, refreshToken: next }
+      }
+      if (current) {
+        // A parallel refresh with this token won the claim: wait for its rotation to be stored.
+        for (let i = 0; i < 40 && await sessions.countDocuments({ refresh_hash: hash }, { limit: 1 }) > 0; i++) await sleep(25)
+      }
+      return await replay(hash)
+    },
+
+    /** Whether the session is live; refreshes its last_used_at now and then, without waiting. */
     async isActive (sessionId: string, userId: string): Promise<boolean> {
       const _id = parseObjectId(sessionId)
       const owner = parseObjectId(userId)
       if (!_id || !owner) return false
-      const found = await sessions.findOne({ _id, user_id: owner, revoked_at: null }, { projection: { _id: 1 } })
+      const found = await sessions.findOne({ _id, user_id: owner, ...active() }, { projection: { last_used_at: 1 } })
+      if (found && Date.now() - found.last_used_at.getTime() > TOUCH_INTERVAL_MS) {
+        sessions.updateOne({ _id }, { $set: { last_used_at: new Date() } }).catch(() => {})
+      }
       return found !== null
     },
 
-    /** The ids among these that are no longer active sessions (revoked or deleted). */
-    async findEnded (sessionIds: string[]): Promise<string[]> {
-      const ids = sessionIds.map(parseObjectId).filter((id): id is ObjectId => id !== null)
-      const active = await sessions.find({ _id: { $in: ids }, revoked_at: null }, { projection: { _id: 1 } }).toArray()
-      const alive = new Set(active.map((s) => s._id.toHexString()))
-      return sessionIds.filter((id) => !alive.has(id))
+    async list (userId: string): Promise<Session[]> {
+      const docs = await sessions.find({ user_id: new ObjectId(userId), ...active() },
+        { projection: { created_at: 1, last_used_at: 1, user_agent: 1, ip: 1 } }).sort({ last_used_at: -1 }).toArray()
+      return docs.map((s) => ({
+        id: s._id.toHexString(),
+        created_at: s.created_at.toISOString(),
+        last_used_at: s.last_used_at.toISOString(),
+        user_agent: s.user_agent,
+        ip: s.ip
+      }))
     },
 
-    /** Ends every session of the user, except `keep` when given. */
-    async revokeAll (userId: ObjectId, keep?: string) {
+    /** Ends one of the user's live sessions; false when there is no such session. */
+    async revoke (userId: string, sessionId: string): Promise<boolean> {
+      const _id = parseObjectId(sessionId)
+      if (!_id) return false
+      const { modifiedCount } = await sessions.updateOne({ _id, user_id: new ObjectId(userId), revoked_at: null },
+        { $set: { revoked_at: new Date(), grace_token: null } })
+      return modifiedCount > 0
+    },
+
+    /** Ends every session of the user, except `keep` when given; returns the ids it ended. */
+    async revokeAll (userId: ObjectId, keep?: string): Promise<string[]> {
       const filter: Record<string, unknown> = { user_id: userId, revoked_at: null }
       const keepId = parseObjectId(keep)
       if (keepId) filter._id = { $ne: keepId }
-      await sessions.updateMany(filter, { $set: { revoked_at: new Date() } })
+      const ids = (await sessions.find(filter, { projection: { _id: 1 } }).toArray()).map((s) => s._id)
+      if (ids.length > 0) await sessions.updateMany({ _id: { $in: ids } }, { $set: { revoked_at: new Date(), grace_token: null } })
+      return ids.map((id) => id.toHexString())
+    },
+
+    /** The ids among these that are no longer live sessions (revoked, expired or deleted). */
+    async findEnded (sessionIds: string[]): Promise<string[]> {
+      const ids = sessionIds.map(parseObjectId).filter((id): id is ObjectId => id !== null)
+      const live = await sessions.find({ _id: { $in: ids }, ...active() }, { projection: { _id: 1 } }).toArray()
+      const alive = new Set(live.map((s) => s._id.toHexString()))
+      return sessionIds.filter((id) => !alive.has(id))
+    },
+
+    async deleteAllOf (userId: ObjectId) {
+      await sessions.deleteMany({ user_id: userId })
     }
   }
 }
@@ -75,7 +177,12 @@ declare module 'fastify' {
 }
 
 export default fp(async function sessionsRepository (fastify) {
-  const repository = createSessionsRepository(fastify.mongo.db!.collection<SessionDocument>('sessions'))
+  const { SECRET_KEY, REFRESH_TOKEN_EXPIRE_DAYS } = fastify.config
+  // Without a configured secret (development), grace tokens only need to outlive this process.
+  const sealer = createSealer(SECRET_KEY ?? newSecretToken(), 'refresh-token-grace')
+  const repository = createSessionsRepository(
+    fastify.mongo.db!.collection<SessionDocument>('sessions'), fastify.claims, sealer, REFRESH_TOKEN_EXPIRE_DAYS * 86_400_000
+  )
   fastify.databaseSetup.add('sessions indexes', () => repository.ensureIndexes())
   fastify.decorate('sessionsRepository', repository)
-}, { name: 'sessions-repository', dependencies: ['mongodb', 'database-setup'] })
+}, { name: 'sessions-repository', dependencies: ['mongodb', 'database-setup', 'claims'] })

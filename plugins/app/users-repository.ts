@@ -80,6 +80,10 @@ export function createUsersRepository (users: Collection<UserDocument>) {
       return doc?.email ?? null
     },
 
+    async delete (id: ObjectId) {
+      await users.deleteOne({ _id: id })
+    },
+
     async emailOf (id: ObjectId): Promise<string | null> {
       const doc = await users.findOne({ _id: id }, { projection: { email: 1 } })
       return doc?.email ?? null

@@ -5,7 +5,7 @@ import { ChangePasswordBodySchema } from '../../schemas/auth.js'
 import { bodyProblemResponses, DetailSchema, ref } from '../../schemas/common.js'
 
 const changePassword: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { passwordHasher, usersRepository, sessionsRepository, oneTimeTokens, mailer, httpErrors } = fastify
+  const { passwordHasher, usersRepository, sessionsRepository, oneTimeTokens, loginThrottle, liveStreams, mailer, httpErrors } = fastify
 
   fastify.post('/change-password', {
     onRequest: fastify.authenticate,
@@ -18,20 +18,24 @@ const changePassword: FastifyPluginAsyncTypebox = async (fastify) => {
       operationId: 'changePassword',
       security: bearerSecurity,
       body: ChangePasswordBodySchema,
-      response: { 200: ref(DetailSchema), ...bodyProblemResponses(400, 401) }
+      response: { 200: ref(DetailSchema), ...bodyProblemResponses(400, 401, 429) }
     }
   }, async (request) => {
     const { current_password: current, new_password: next } = request.body
     const user = await usersRepository.findCredentialsById(request.user.id)
     if (!user) throw httpErrors.createError(401, 'Could not validate credentials', { headers: { 'www-authenticate': 'Bearer error="invalid_token"' } })
+    // Wrong current passwords count with failed logins: this is a password check too.
+    const wait = await loginThrottle.retryAfter(user.email)
+    if (wait > 0) throw httpErrors.createError(429, 'Too many failed password attempts, try again later', { headers: { 'retry-after': String(wait) } })
     if (!(await passwordHasher.verify(user.password_hash, current)).ok) {
+      await loginThrottle.recordFailure(user.email)
       request.log.info({ user_id: request.user.id }, 'password change refused: wrong current password')
       throw httpErrors.unauthorized('Current password is incorrect')
     }
     if (current === next) throw httpErrors.badRequest('New password must be different from current password')
 
     await usersRepository.setPasswordHash(user._id, await passwordHasher.hash(next))
-    await sessionsRepository.revokeAll(user._id, request.user.sessionId)
+    liveStreams.endSessions(await sessionsRepository.revokeAll(user._id, request.user.sessionId))
     await oneTimeTokens.voidActive(user._id, 'reset-password')
     await mailer.send(user.email, { kind: 'password-changed' })
     request.log.info({ user_id: request.user.id }, 'password changed')

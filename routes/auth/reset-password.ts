@@ -5,7 +5,7 @@ import { NewPasswordBodySchema, NewPasswordQuerySchema, ResetBodySchema, TokenPa
 import { bodyProblemResponses, DetailSchema, ref } from '../../schemas/common.js'
 
 const resetPassword: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { oneTimeTokens, passwordHasher, usersRepository, sessionsRepository, mailer, httpErrors } = fastify
+  const { oneTimeTokens, passwordHasher, usersRepository, sessionsRepository, liveStreams, mailer, httpErrors } = fastify
 
   function invalidToken () {
     return httpErrors.badRequest('Invalid or expired reset token')
@@ -18,7 +18,7 @@ const resetPassword: FastifyPluginAsyncTypebox = async (fastify) => {
     const userId = await oneTimeTokens.consume(token, 'reset-password')
     if (!userId) throw invalidToken()
     await usersRepository.setPasswordHash(userId, hash)
-    await sessionsRepository.revokeAll(userId)
+    liveStreams.endSessions(await sessionsRepository.revokeAll(userId))
     await oneTimeTokens.voidActive(userId, 'reset-password')
     const email = await usersRepository.emailOf(userId)
     if (email) await mailer.send(email, { kind: 'password-changed' })

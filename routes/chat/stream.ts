@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { titleFrom } from '../../lib/chat-title.js'
+import { retryWhileUnavailable } from '../../lib/retry.js'
 import { SessionEndedError } from '../../plugins/app/live-streams.js'
 import type { ReplyStatus } from '../../schemas/chat.js'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
@@ -43,9 +44,12 @@ const stream: FastifyPluginAsyncTypebox = async (fastify) => {
     await fastify.liveStreams.run({ stream: events, sessionId: request.user.sessionId }, async () => {
       let text = ''
       let status: Exclude<ReplyStatus, 'streaming'> = 'complete'
+      const checkpoints = chatsRepository.replyCheckpoints(exchange, (error) =>
+        request.log.warn({ err: { message: error.message }, chat_id: id }, 'reply checkpoint failed'))
       try {
         for await (const piece of assistant.reply(exchange.context, events.signal)) {
           text += piece
+          checkpoints.update(text)
           await events.send({ text: piece, chat_id: id })
           if (events.signal.aborted) break
         }
@@ -54,13 +58,15 @@ const stream: FastifyPluginAsyncTypebox = async (fastify) => {
           status = 'error'
           request.log.error({ err: error, chat_id: id }, 'assistant failed mid-stream')
         }
+      } finally {
+        await checkpoints.stop()
       }
       if (events.signal.aborted) {
         status = 'interrupted'
         if (events.signal.reason instanceof SessionEndedError) await events.send({ detail: 'Session ended' }, { event: 'error' })
       }
       try {
-        await chatsRepository.finishReply(exchange, text, status)
+        await retryWhileUnavailable(() => chatsRepository.finishReply(exchange, text, status))
       } catch (error) {
         request.log.error({ err: error, chat_id: id }, 'reply could not be stored')
       }

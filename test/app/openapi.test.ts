@@ -24,7 +24,7 @@ t.test('every route documents itself completely', async (t) => {
       t.ok(op.tags?.length, `${name} has tags`)
       const statuses = Object.keys(op.responses ?? {})
       t.ok(statuses.some((s) => s.startsWith('2')), `${name} documents its success response`)
-      for (const status of statuses) {
+      for (const status of statuses.filter((s) => s !== '204')) {
         const content = op.responses[status].content ?? {}
         t.ok(Object.values<any>(content).some((c) => c.schema), `${name} ${status} has a response schema`)
       }

@@ -23,7 +23,7 @@ t.test('POST /auth/login', async (t) => {
     for (const [name, res] of Object.entries(answers)) {
       t.equal(res.statusCode, 200, name)
       const body = res.json()
-      t.strictSame(Object.keys(body).sort(), ['access_token', 'expires_in', 'token_type'], `${name}: body fields`)
+      t.strictSame(Object.keys(body).sort(), ['access_token', 'expires_in', 'refresh_token', 'token_type'], `${name}: body fields`)
       t.equal(body.token_type, 'bearer', name)
       t.equal(body.expires_in, 1800, `${name}: 30 minutes`)
       t.match(body.access_token, /^[\w-]+\.[\w-]+\.[\w-]+$/, `${name}: a JWT`)

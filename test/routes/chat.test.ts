@@ -583,3 +583,15 @@ t.test('a client that disconnects mid-stream leaves an interrupted reply with wh
     'GET shows the user message and the interrupted reply')
   t.equal(got.messages[0].content, 'Tell me a long story')
 })
+
+t.test('concurrent sends to one chat all succeed and keep every message, in distinct positions', async (t) => {
+  const app = await build(t)
+  const { headers } = await signUp(app)
+  const chat = await createChat(app, headers, { title: 'busy' })
+  const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => stream(app, headers, { message: `message ${i}`, chat_id: chat.id })))
+  t.same(answers.map((a) => a.statusCode), Array(6).fill(200), 'every send answered 200')
+  const stored = await db(app).collection('messages').find({ chat_id: new ObjectId(chat.id) }).toArray()
+  t.equal(stored.length, 12, 'six user messages and six replies')
+  t.equal(new Set(stored.map((m) => m.seq)).size, 12, 'no two share a position')
+  t.equal(stored.filter((m) => m.status === 'complete').length, 6, 'every reply complete')
+})

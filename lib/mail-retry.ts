@@ -1,0 +1,31 @@
+/** How a failed SMTP attempt is judged: what the outbox worker does next. */
+
+const MAX_RETRY_DELAY_SECONDS = 3600
+
+interface SmtpError {
+  code?: string
+  /** nodemailer's underlying code, e.g. ECONNREFUSED under its ESOCKET. */
+  originalCode?: string
+  responseCode?: number
+}
+
+/** A 5xx reply: the server refused this mail for good, so sending it again cannot help. */
+export function isPermanentFailure (error: unknown): boolean {
+  const code = (error as SmtpError).responseCode
+  return code !== undefined && code >= 500 && code < 600
+}
+
+/** What went wrong, short and free of addresses: an SMTP reply code or a network error code. */
+export function failureCode (error: unknown): string {
+  const { responseCode, originalCode, code } = error as SmtpError
+  return responseCode !== undefined ? String(responseCode) : originalCode ?? code ?? 'unknown'
+}
+
+/**
+ * The wait after the `attempts`-th failed attempt: the base, doubling per attempt up to an hour,
+ * shortened by up to a tenth at random so mails that failed together do not retry together.
+ */
+export function retryDelayMs (attempts: number, baseSeconds: number): number {
+  const seconds = Math.min(baseSeconds * 2 ** Math.max(attempts - 1, 0), MAX_RETRY_DELAY_SECONDS)
+  return Math.round(seconds * 1000 * (1 - Math.random() * 0.1))
+}

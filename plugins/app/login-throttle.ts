@@ -1,0 +1,59 @@
+import fp from 'fastify-plugin'
+import type { Collection, ObjectId } from 'mongodb'
+
+interface FailureDocument {
+  _id: ObjectId
+  email: string
+  at: Date
+}
+
+export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000
+
+/**
+ * Failed password checks per address, in the database so every instance (and a restart) sees them.
+ * Each failure is its own document: inserts cannot lose a count the way concurrent increments can.
+ * Unknown addresses are counted exactly like real ones, so a 429 reveals nothing.
+ */
+export function createLoginThrottle (failures: Collection<FailureDocument>, maxFailures: number) {
+  const windowStart = () => new Date(Date.now() - LOGIN_FAILURE_WINDOW_MS)
+  return {
+    async ensureIndexes () {
+      await failures.createIndex({ email: 1, at: 1 }, { name: 'email_at' })
+    },
+
+    /** Seconds until the address may try again; 0 when it may now. */
+    async retryAfter (email: string): Promise<number> {
+      const recent = { email, at: { $gt: windowStart() } }
+      const count = await failures.countDocuments(recent)
+      if (count < maxFailures) return 0
+      // Blocked until enough failures leave the window to drop below the limit.
+      const [unblocking] = await failures.find(recent, { projection: { at: 1 } }).sort({ at: 1 }).skip(count - maxFailures).limit(1).toArray()
+      const until = (unblocking?.at.getTime() ?? Date.now()) + LOGIN_FAILURE_WINDOW_MS
+      return Math.max(1, Math.ceil((until - Date.now()) / 1000))
+    },
+
+    async recordFailure (email: string) {
+      await failures.insertOne({ email, at: new Date() } as FailureDocument)
+      // Old failures no longer count; dropping them keeps the collection small without a TTL index.
+      await failures.deleteMany({ email, at: { $lte: windowStart() } })
+    },
+
+    async reset (email: string) {
+      await failures.deleteMany({ email })
+    }
+  }
+}
+
+export type LoginThrottle = ReturnType<typeof createLoginThrottle>
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    loginThrottle: LoginThrottle
+  }
+}
+
+export default fp(async function loginThrottle (fastify) {
+  const throttle = createLoginThrottle(fastify.mongo.db!.collection<FailureDocument>('login_failures'), fastify.config.LOGIN_MAX_FAILURES)
+  fastify.databaseSetup.add('login failures indexes', () => throttle.ensureIndexes())
+  fastify.decorate('loginThrottle', throttle)
+}, { name: 'login-throttle', dependencies: ['mongodb', 'database-setup'] })

@@ -1,0 +1,147 @@
+import { randomUUID } from 'node:crypto'
+import fp from 'fastify-plugin'
+import { failureCode, isPermanentFailure, retryDelayMs } from '../../lib/mail-retry.js'
+import { logDelivery, SMTP_TIMEOUTS, smtpDelivery, type SmtpTimeouts } from '../../lib/mail-transports.js'
+import { withTimeout } from '../../lib/with-timeout.js'
+import type { OutboxEntry } from './mail-outbox-repository.js'
+
+export interface MailOutboxWorker {
+  /** Looks for due mail now rather than at the next poll. */
+  wake (): void
+}
+
+/** Plugin options (beside the app's `env`): tests shorten the SMTP timeouts. */
+export interface MailOutboxWorkerOptions {
+  smtpTimeouts?: Partial<SmtpTimeouts>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    mailOutboxWorker: MailOutboxWorker
+  }
+}
+
+const POLL_INTERVAL_MS = 1000
+const MAX_CONCURRENT_SENDS = 4
+/** Mails without a link have no expiry; this bounds their retries (about 13 hours at the default base). */
+const MAX_ATTEMPTS = 20
+/** At shutdown, sends still running after this are cut off and handed back. */
+const CLOSE_WAIT_MS = 5000
+
+type Outcome =
+  | { status: 'sent' }
+  | { status: 'failed' | 'abandoned', reason: string, error: string | null }
+  | { status: 'pending', at: Date, error: string | null }
+
+/**
+ * Sends what the outbox holds: claims due entries one at a time with a lease, up to a few sends at
+ * once, polling every second and woken at once by a local send. Several instances can share the
+ * outbox. At shutdown it stops claiming, lets running sends finish briefly, and hands the rest back.
+ */
+export default fp(async function mailOutboxWorker (fastify, opts: MailOutboxWorkerOptions) {
+  const { config, mailOutboxRepository: outbox, databaseSetup } = fastify
+  const log = fastify.log.child({ component: 'mail-outbox' })
+  const owner = randomUUID()
+  const leaseMs = config.MAIL_LEASE_SECONDS * 1000
+  // A send never outlives its lease, or another instance could take the mail over mid-send.
+  const sendLimitMs = Math.floor(leaseMs * 0.8)
+  const deliver = config.MAIL_SERVER
+    ? smtpDelivery(config, { ...SMTP_TIMEOUTS, ...opts.smtpTimeouts })
+    : logDelivery(fastify.log.child({ component: 'mailer' }))
+  if (!config.MAIL_SERVER && config.NODE_ENV === 'production') log.warn('MAIL_SERVER is unset: mails are written to the log, not sent')
+
+  const closing = new AbortController()
+  const cutOff = new AbortController()
+  const sends = new Set<Promise<void>>()
+  let claiming: Promise<void> | null = null
+  let wokenWhileClaiming = false
+  let databaseFailing = false
+  let timer: NodeJS.Timeout | undefined
+
+  function wake () {
+    if (closing.signal.aborted || !databaseSetup.done) return
+    if (claiming) {
+      wokenWhileClaiming = true
+      return
+    }
+    claiming = claimAll().finally(() => { claiming = null })
+  }
+
+  async function claimAll () {
+    do {
+      wokenWhileClaiming = false
+      while (sends.size < MAX_CONCURRENT_SENDS && !closing.signal.aborted) {
+        const entry = await claimOne()
+        if (!entry) break
+        const send = handle(entry).finally(() => {
+          sends.delete(send)
+          wake()
+        })
+        sends.add(send)
+      }
+    } while (wokenWhileClaiming && !closing.signal.aborted)
+  }
+
+  async function claimOne () {
+    try {
+      const entry = await outbox.claim(owner, leaseMs)
+      databaseFailing = false
+      return entry
+    } catch (error) {
+      if (!databaseFailing) log.warn({ err: { message: (error as Error).message } }, 'mail outbox unreachable; polling on')
+      databaseFailing = true
+      return null
+    }
+  }
+
+  async function handle (entry: OutboxEntry) {
+    const outcome = await attempt(entry)
+    const mailId = entry._id.toHexString()
+    try {
+      if (outcome.status === 'pending') await outbox.reschedule(entry, outcome.at, outcome.error)
+      else await outbox.finish(entry, outcome.status, outcome.status === 'sent' ? null : outcome.error)
+    } catch (error) {
+      // The lease runs out and the mail is tried again: sent twice at worst, never lost.
+      log.warn({ mail_id: mailId, err: { message: (error as Error).message } }, 'could not record a mail attempt')
+      return
+    }
+    if (outcome.status === 'sent') log.debug({ mail_id: mailId, attempts: entry.attempts }, 'mail sent')
+    else if (outcome.status === 'pending') log.warn({ mail_id: mailId, attempts: entry.attempts, error: outcome.error }, 'mail not sent yet; will retry')
+    else log.error({ mail_id: mailId, status: outcome.status, error: outcome.error }, `mail ${outcome.status}: ${outcome.reason}`)
+  }
+
+  async function attempt (entry: OutboxEntry): Promise<Outcome> {
+    if (entry.expires_at !== null && entry.expires_at <= new Date()) {
+      return { status: 'abandoned', reason: 'its link expired before it could be sent', error: entry.last_error }
+    }
+    const mail = { id: entry._id.toHexString(), to: entry.to, subject: entry.subject, text: entry.text ?? '', html: entry.html ?? '', link: entry.link }
+    try {
+      await deliver(mail, AbortSignal.any([cutOff.signal, AbortSignal.timeout(sendLimitMs)]))
+      return { status: 'sent' }
+    } catch (error) {
+      if (cutOff.signal.aborted) return { status: 'pending', at: new Date(), error: entry.last_error }
+      const code = failureCode(error)
+      if (isPermanentFailure(error)) return { status: 'failed', reason: 'the mail server refused it', error: code }
+      if (entry.attempts >= MAX_ATTEMPTS) return { status: 'abandoned', reason: `still not sent after ${entry.attempts} attempts`, error: code }
+      return { status: 'pending', at: new Date(Date.now() + retryDelayMs(entry.attempts, config.MAIL_RETRY_BASE_SECONDS)), error: code }
+    }
+  }
+
+  fastify.decorate('mailOutboxWorker', { wake } satisfies MailOutboxWorker)
+
+  fastify.addHook('onReady', async () => {
+    timer = setInterval(wake, POLL_INTERVAL_MS)
+    timer.unref()
+  })
+  fastify.addHook('preClose', async () => {
+    closing.abort()
+    clearInterval(timer)
+  })
+  // onClose hooks run in reverse order of registration: this one ends before the database client closes.
+  fastify.addHook('onClose', async () => {
+    await claiming
+    await withTimeout(Promise.allSettled(sends), CLOSE_WAIT_MS).catch(() => {})
+    cutOff.abort()
+    await Promise.allSettled(sends)
+  })
+}, { name: 'mail-outbox-worker', dependencies: ['env', 'database-setup', 'mail-outbox-repository'] })

@@ -1,0 +1,52 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { bearerSecurity } from '../../plugins/external/swagger.js'
+import { DeleteAccountBodySchema } from '../../schemas/auth.js'
+import { bodyProblemResponses, problemResponses, ref } from '../../schemas/common.js'
+import { UserSchema } from '../../schemas/users.js'
+
+const me: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { usersRepository, passwordHasher, loginThrottle, accountDeletion, httpErrors } = fastify
+  const invalidToken = () => httpErrors.createError(401, 'Could not validate credentials', { headers: { 'www-authenticate': 'Bearer error="invalid_token"' } })
+
+  fastify.get('/me', {
+    schema: {
+      tags: ['Users'],
+      summary: 'The signed-in user',
+      operationId: 'getMe',
+      security: bearerSecurity,
+      response: { 200: ref(UserSchema), ...problemResponses(401) }
+    }
+  }, async (request) => {
+    const user = await usersRepository.findById(request.user.id)
+    if (!user) throw invalidToken()
+    return user
+  })
+
+  fastify.delete('/me', {
+    bodyLimit: 16 * 1024,
+    schema: {
+      tags: ['Users'],
+      summary: 'Delete the account',
+      description: 'Needs the password. The user, their sessions, tokens, chats, messages and pending mail are deleted.',
+      operationId: 'deleteMe',
+      security: bearerSecurity,
+      body: DeleteAccountBodySchema,
+      response: { 204: Type.Null({ description: 'Deleted' }), ...bodyProblemResponses(401, 429) }
+    }
+  }, async (request, reply) => {
+    const user = await usersRepository.findCredentialsById(request.user.id)
+    if (!user) throw invalidToken()
+    const wait = await loginThrottle.retryAfter(user.email)
+    if (wait > 0) throw httpErrors.createError(429, 'Too many failed password attempts, try again later', { headers: { 'retry-after': String(wait) } })
+    if (!(await passwordHasher.verify(user.password_hash, request.body.password)).ok) {
+      await loginThrottle.recordFailure(user.email)
+      throw httpErrors.unauthorized('Incorrect password')
+    }
+    await accountDeletion.delete(user._id, user.email)
+    request.log.info({ user_id: request.user.id }, 'account deleted')
+    return reply.code(204).send(null)
+  })
+}
+
+export default me

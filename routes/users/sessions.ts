@@ -1,0 +1,41 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
+import { bearerSecurity } from '../../plugins/external/swagger.js'
+import { problemResponses } from '../../schemas/common.js'
+import { SessionSchema, SessionParamsSchema } from '../../schemas/users.js'
+
+/** The user's live sessions, and ending one of them (with its live chat streams). */
+const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
+  const { sessionsRepository, liveStreams, httpErrors } = fastify
+  const common = { tags: ['Users'], security: bearerSecurity }
+
+  fastify.get('/me/sessions', {
+    schema: {
+      ...common,
+      summary: 'The live sessions of the signed-in user',
+      operationId: 'listSessions',
+      response: { 200: Type.Array(SessionSchema), ...problemResponses(401) }
+    }
+  }, async (request) => {
+    const list = await sessionsRepository.list(request.user.id)
+    return list.map((s) => ({ ...s, current: s.id === request.user.sessionId }))
+  })
+
+  fastify.delete('/me/sessions/:session_id', {
+    schema: {
+      ...common,
+      summary: 'End one session',
+      operationId: 'deleteSession',
+      params: SessionParamsSchema,
+      response: { 204: Type.Null({ description: 'Ended' }), ...problemResponses(401, 404) }
+    }
+  }, async (request, reply) => {
+    const { session_id: sessionId } = request.params
+    if (!await sessionsRepository.revoke(request.user.id, sessionId)) throw httpErrors.notFound('Session not found')
+    liveStreams.endSessions([sessionId])
+    request.log.info({ user_id: request.user.id, session_id: sessionId }, 'session ended by its user')
+    return reply.code(204).send(null)
+  })
+}
+
+export default sessions

@@ -1,0 +1,176 @@
+import { request } from 'node:http'
+import t from 'tap'
+import { build, db, PASSWORD, signUp, uniqueEmail, type TestApp } from '../helper.js'
+
+async function loginJson (app: TestApp, email: string, password = PASSWORD, headers: Record<string, string> = {}) {
+  return await app.inject({ method: 'POST', url: '/auth/login', payload: { username: email, password }, headers })
+}
+
+async function refresh (app: TestApp, token: string) {
+  return await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: token } })
+}
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
+
+t.test('login returns a refresh token; refresh rotates it', async (t) => {
+  const app = await build(t)
+  const { email } = await signUp(app)
+  const login = (await loginJson(app, email)).json()
+  t.type(login.refresh_token, 'string')
+  t.ok(login.refresh_token.length >= 43, '256-bit token')
+
+  const first = await refresh(app, login.refresh_token)
+  t.equal(first.statusCode, 200)
+  t.equal(first.headers['cache-control'], 'no-store')
+  const rotated = first.json()
+  t.same(Object.keys(rotated).sort(), ['access_token', 'expires_in', 'refresh_token', 'token_type'])
+  t.not(rotated.refresh_token, login.refresh_token, 'a new refresh token')
+  t.equal((await app.inject({ url: '/users/me', headers: bearer(rotated.access_token) })).statusCode, 200)
+
+  const stored = await db(app).collection('sessions').findOne({})
+  t.not(stored?.refresh_hash, login.refresh_token, 'stored hashed, not as given')
+  t.not(stored?.refresh_hash, rotated.refresh_token)
+
+  t.equal((await refresh(app, 'not-a-token')).statusCode, 401)
+  t.equal((await refresh(app, 'not-a-token')).json().detail, 'Invalid or expired refresh token')
+})
+
+t.test('a rotated refresh token presented again (after the grace) revokes the whole session', async (t) => {
+  const app = await build(t)
+  const { email } = await signUp(app)
+  const login = (await loginJson(app, email)).json()
+  const next = (await refresh(app, login.refresh_token)).json()
+  // Age the rotation past the grace window.
+  await db(app).collection('claims').updateMany({}, { $set: { created_at: new Date(Date.now() - 60_000) } })
+
+  const reuse = await refresh(app, login.refresh_token)
+  t.equal(reuse.statusCode, 401)
+  t.equal((await refresh(app, next.refresh_token)).statusCode, 401, 'the current refresh token died with the session')
+  t.equal((await app.inject({ url: '/users/me', headers: bearer(next.access_token) })).statusCode, 401, 'and so did its access token')
+  t.ok(app.logs.lines.some((l) => l.msg === 'rotated refresh token reused: session revoked'), 'the reuse is logged')
+})
+
+t.test('parallel refreshes with one token share one rotation', async (t) => {
+  const app = await build(t)
+  const { email } = await signUp(app)
+  const login = (await loginJson(app, email)).json()
+  const answers = await Promise.all(Array.from({ length: 10 }, () => refresh(app, login.refresh_token)))
+  t.same(answers.map((a) => a.statusCode), Array(10).fill(200), 'all succeed')
+  const tokens = new Set(answers.map((a) => a.json().refresh_token))
+  t.equal(tokens.size, 1, 'all get the same new refresh token')
+  t.equal((await refresh(app, [...tokens][0] as string)).statusCode, 200, 'which works')
+})
+
+t.test('logout ends this session only; logout-all ends every one', async (t) => {
+  const app = await build(t)
+  const { email } = await signUp(app)
+  const a = (await loginJson(app, email)).json()
+  const b = (await loginJson(app, email)).json()
+  const c = (await loginJson(app, email)).json()
+
+  const out = await app.inject({ method: 'POST', url: '/auth/logout', headers: bearer(a.access_token) })
+  t.equal(out.statusCode, 204)
+  t.equal(out.body, '')
+  t.equal((await app.inject({ url: '/users/me', headers: bearer(a.access_token) })).statusCode, 401, 'its access token stops')
+  t.equal((await refresh(app, a.refresh_token)).statusCode, 401, 'its refresh token stops')
+  t.equal((await app.inject({ url: '/users/me', headers: bearer(b.access_token) })).statusCode, 200, 'others live on')
+
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout-all', headers: bearer(b.access_token) })).statusCode, 204)
+  for (const s of [b, c]) {
+    t.equal((await app.inject({ url: '/users/me', headers: bearer(s.access_token) })).statusCode, 401)
+    t.equal((await refresh(app, s.refresh_token)).statusCode, 401)
+  }
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout' })).statusCode, 401, 'logout needs a token')
+})
+
+t.test('GET /users/me/sessions lists live sessions; DELETE ends one', async (t) => {
+  const app = await build(t)
+  const { email } = await signUp(app)
+  const mine = (await loginJson(app, email, PASSWORD, { 'user-agent': 'test-agent/1.0' })).json()
+  const list = await app.inject({ url: '/users/me/sessions', headers: bearer(mine.access_token) })
+  t.equal(list.statusCode, 200)
+  const sessions = list.json()
+  t.equal(sessions.length, 2, 'the sign-up login and this one')
+  const current = sessions.find((s: { current: boolean }) => s.current)
+  t.match(current, { user_agent: 'test-agent/1.0', ip: '127.0.0.1' })
+  t.same(Object.keys(current).sort(), ['created_at', 'current', 'id', 'ip', 'last_used_at', 'user_agent'])
+  const other = sessions.find((s: { current: boolean }) => !s.current)
+
+  const stranger = await signUp(app)
+  const foreign = await app.inject({ method: 'DELETE', url: `/users/me/sessions/${other.id}`, headers: stranger.headers })
+  t.equal(foreign.statusCode, 404, "another user's session is not found")
+  t.equal(foreign.json().detail, 'Session not found')
+  t.equal((await app.inject({ method: 'DELETE', url: '/users/me/sessions/nope', headers: bearer(mine.access_token) })).statusCode, 404)
+
+  t.equal((await app.inject({ method: 'DELETE', url: `/users/me/sessions/${other.id}`, headers: bearer(mine.access_token) })).statusCode, 204)
+  const after = (await app.inject({ url: '/users/me/sessions', headers: bearer(mine.access_token) })).json()
+  t.same(after.map((s: { id: string }) => s.id), [current.id])
+})
+
+t.test('too many failed logins: 429 with Retry-After, even with the right password; unknown addresses alike', async (t) => {
+  const app = await build(t, { LOGIN_MAX_FAILURES: '3' })
+  const { email } = await signUp(app)
+  const ghost = uniqueEmail('ghost')
+  for (const address of [email, ghost]) {
+    const statuses = []
+    for (let i = 0; i < 4; i++) statuses.push((await loginJson(app, address, 'wrong password!')).statusCode)
+    t.same(statuses, [401, 401, 401, 429], `${address === email ? 'real' : 'unknown'} address`)
+  }
+  const blocked = await loginJson(app, email)
+  t.equal(blocked.statusCode, 429, 'the right password is refused too')
+  t.ok(Number(blocked.headers['retry-after']) > 0 && Number(blocked.headers['retry-after']) <= 900, 'Retry-After within the window')
+  t.match(blocked.headers['content-type'], /problem\+json/)
+
+  await db(app).collection('login_failures').updateMany({}, { $set: { at: new Date(Date.now() - 16 * 60_000) } })
+  t.equal((await loginJson(app, email)).statusCode, 200, 'allowed again once the window passed')
+})
+
+t.test('DELETE /users/me needs the password and deletes everything of the user', async (t) => {
+  const app = await build(t)
+  const { email, headers } = await signUp(app)
+  await app.inject({ method: 'POST', url: '/chat/', headers, payload: { title: 'mine', messages: [{ role: 'user', content: 'hi' }] } })
+  const other = await signUp(app)
+  await app.inject({ method: 'POST', url: '/chat/', headers: other.headers, payload: { title: 'theirs' } })
+
+  const wrong = await app.inject({ method: 'DELETE', url: '/users/me', headers, payload: { password: 'not my password' } })
+  t.equal(wrong.statusCode, 401)
+  t.equal(wrong.json().detail, 'Incorrect password')
+
+  const done = await app.inject({ method: 'DELETE', url: '/users/me', headers, payload: { password: PASSWORD } })
+  t.equal(done.statusCode, 204)
+  const database = db(app)
+  t.equal(await database.collection('users').countDocuments({ email }), 0, 'user gone')
+  t.equal(await database.collection('sessions').countDocuments({}), 1, "only the other user's session remains")
+  t.equal(await database.collection('chats').countDocuments({}), 1, "only the other user's chat remains")
+  t.equal(await database.collection('messages').countDocuments({}), 0, 'messages gone')
+  t.equal(await database.collection('one_time_tokens').countDocuments({}), 1, "only the other user's verification token remains")
+  t.equal((await app.inject({ url: '/users/me', headers })).statusCode, 401, 'tokens stop working')
+  t.equal((await loginJson(app, email)).statusCode, 401, 'the account cannot log in')
+  t.equal((await app.inject({ url: '/users/me', headers: other.headers })).statusCode, 200, 'others are untouched')
+})
+
+t.test('ending a session ends its live chat streams at once with an error event', async (t) => {
+  const app = await build(t, { ASSISTANT_WORD_DELAY_MS: '200' })
+  const { headers } = await signUp(app)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+
+  let raw = ''
+  const ended = new Promise<void>((resolve, reject) => {
+    const req = request({ port, host: '127.0.0.1', method: 'POST', path: '/chat/stream', headers: { ...headers, 'content-type': 'application/json' } }, (res) => {
+      res.on('data', (chunk: Buffer) => {
+        raw += chunk.toString()
+        if (raw.split('\n\n').length === 2) {
+          app.inject({ method: 'POST', url: '/auth/logout', headers }).catch(reject)
+        }
+      })
+      res.on('end', () => resolve())
+    })
+    req.on('error', reject)
+    req.end(JSON.stringify({ message: 'a long answer please' }))
+  })
+  await ended
+  t.match(raw, 'event: error\ndata: {"detail":"Session ended"}', 'the stream ends with an error event')
+  const reply = await db(app).collection('messages').findOne({ role: 'assistant' })
+  t.equal(reply?.status, 'interrupted', 'the partial reply is kept')
+})
