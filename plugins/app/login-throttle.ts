@@ -14,22 +14,37 @@ export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000
  * Each failure is its own document: inserts cannot lose a count the way concurrent increments can.
  * Unknown addresses are counted exactly like real ones, so a 429 reveals nothing.
  */
+/** The 429 of a blocked address, with the seconds until it may try again. */
+export class TooManyFailuresError extends Error {
+  readonly statusCode = 429
+  readonly headers: Record<string, string>
+  constructor (retryAfterSeconds: number) {
+    super('Too many failed password attempts, try again later')
+    this.headers = { 'retry-after': String(retryAfterSeconds) }
+  }
+}
+
 export function createLoginThrottle (failures: Collection<FailureDocument>, maxFailures: number) {
   const windowStart = () => new Date(Date.now() - LOGIN_FAILURE_WINDOW_MS)
+  async function retryAfter (email: string): Promise<number> {
+    const recent = { email, at: { $gt: windowStart() } }
+    const count = await failures.countDocuments(recent)
+    if (count < maxFailures) return 0
+    // Blocked until enough failures leave the window to drop below the limit.
+    const [unblocking] = await failures.find(recent, { projection: { at: 1 } }).sort({ at: 1 }).skip(count - maxFailures).limit(1).toArray()
+    const until = (unblocking?.at.getTime() ?? Date.now()) + LOGIN_FAILURE_WINDOW_MS
+    return Math.max(1, Math.ceil((until - Date.now()) / 1000))
+  }
+
   return {
     async ensureIndexes () {
       await failures.createIndex({ email: 1, at: 1 }, { name: 'email_at' })
     },
 
-    /** Seconds until the address may try again; 0 when it may now. */
-    async retryAfter (email: string): Promise<number> {
-      const recent = { email, at: { $gt: windowStart() } }
-      const count = await failures.countDocuments(recent)
-      if (count < maxFailures) return 0
-      // Blocked until enough failures leave the window to drop below the limit.
-      const [unblocking] = await failures.find(recent, { projection: { at: 1 } }).sort({ at: 1 }).skip(count - maxFailures).limit(1).toArray()
-      const until = (unblocking?.at.getTime() ?? Date.now()) + LOGIN_FAILURE_WINDOW_MS
-      return Math.max(1, Math.ceil((until - Date.now()) / 1000))
+    /** Throws the 429 while the address is blocked (login, password change, account deletion). */
+    async assertAllowed (email: string) {
+      const wait = await retryAfter(email)
+      if (wait > 0) throw new TooManyFailuresError(wait)
     },
 
     async recordFailure (email: string) {

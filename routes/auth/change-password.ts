@@ -25,8 +25,7 @@ const changePassword: FastifyPluginAsyncTypebox = async (fastify) => {
     const user = await usersRepository.findCredentialsById(request.user.id)
     if (!user) throw httpErrors.createError(401, 'Could not validate credentials', { headers: { 'www-authenticate': 'Bearer error="invalid_token"' } })
     // Wrong current passwords count with failed logins: this is a password check too.
-    const wait = await loginThrottle.retryAfter(user.email)
-    if (wait > 0) throw httpErrors.createError(429, 'Too many failed password attempts, try again later', { headers: { 'retry-after': String(wait) } })
+    await loginThrottle.assertAllowed(user.email)
     if (!(await passwordHasher.verify(user.password_hash, current)).ok) {
       await loginThrottle.recordFailure(user.email)
       request.log.info({ user_id: request.user.id }, 'password change refused: wrong current password')

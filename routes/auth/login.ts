@@ -29,11 +29,7 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     const email = request.body.username ?? request.body.email
     if (email === undefined) throw new RequestValidationError([{ loc: ['body', 'username'], msg: 'Field required', type: 'missing' }])
 
-    const wait = await loginThrottle.retryAfter(email)
-    if (wait > 0) {
-      request.log.warn('login blocked: too many failures for this address')
-      throw httpErrors.createError(429, 'Too many failed login attempts, try again later', { headers: { 'retry-after': String(wait) } })
-    }
+    await loginThrottle.assertAllowed(email)
 
     const user = await usersRepository.findCredentials(email)
     if (!user) {

@@ -37,8 +37,7 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const user = await usersRepository.findCredentialsById(request.user.id)
     if (!user) throw invalidToken()
-    const wait = await loginThrottle.retryAfter(user.email)
-    if (wait > 0) throw httpErrors.createError(429, 'Too many failed password attempts, try again later', { headers: { 'retry-after': String(wait) } })
+    await loginThrottle.assertAllowed(user.email)
     if (!(await passwordHasher.verify(user.password_hash, request.body.password)).ok) {
       await loginThrottle.recordFailure(user.email)
       throw httpErrors.unauthorized('Incorrect password')
