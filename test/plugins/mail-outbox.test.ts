@@ -72,6 +72,8 @@ t.test('deleteFor removes the unsent mails to an address, and nothing else', asy
   const app = await build(t, { ...smtpEnv(await closedPort()), MAIL_RETRY_BASE_SECONDS: '3600' })
   const [leaving, staying] = [uniqueEmail('leaving'), uniqueEmail('staying')]
   for (const to of [leaving, leaving, staying, leaving]) await app.mailer.send(to, { kind: 'password-changed' })
+  // Let the worker's first (refused) attempts settle: with an hour's backoff nothing is retried after.
+  await until(async () => await outbox(db(app)).countDocuments({ status: 'pending', attempts: { $gte: 1 } }) === 4, 10_000, 'first attempts')
   const finished = await outbox(db(app)).find({ to: leaving }).sort({ created_at: 1 }).limit(1).next()
   await outbox(db(app)).updateOne({ _id: finished!._id }, { $set: { status: 'sent' } })
 
