@@ -8,6 +8,15 @@ declare module 'fastify' {
   }
 }
 
+/** The original's 401 for any token that does not stand: bad, expired, revoked, or its user gone. */
+export class InvalidTokenError extends Error {
+  readonly statusCode = 401
+  readonly headers = { 'www-authenticate': 'Bearer error="invalid_token"' }
+  constructor () {
+    super('Could not validate credentials')
+  }
+}
+
 /**
  * The original's answers: no credentials → "Not authenticated"; anything wrong with the token →
  * "Could not validate credentials". A database failure while checking is a 503, never access.
@@ -18,9 +27,6 @@ export default fp(async function authenticate (fastify) {
   function notAuthenticated () {
     return httpErrors.createError(401, 'Not authenticated', { headers: { 'www-authenticate': 'Bearer' } })
   }
-  function invalidToken () {
-    return httpErrors.createError(401, 'Could not validate credentials', { headers: { 'www-authenticate': 'Bearer error="invalid_token"' } })
-  }
 
   fastify.decorate('authenticate', async function (request: FastifyRequest) {
     const header = request.headers.authorization
@@ -30,11 +36,11 @@ export default fp(async function authenticate (fastify) {
       await request.jwtVerify()
     } catch {
       request.log.info('access token rejected')
-      throw invalidToken()
+      throw new InvalidTokenError()
     }
     if (!await sessionsRepository.isActive(request.user.sessionId, request.user.id)) {
       request.log.info('access token of an ended session')
-      throw invalidToken()
+      throw new InvalidTokenError()
     }
   })
 }, { name: 'authenticate', dependencies: ['jwt', 'sensible', 'sessions-repository'] })

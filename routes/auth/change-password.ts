@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { AUTH_BODY_LIMIT, rateLimits } from '../../lib/auth-limits.js'
+import { InvalidTokenError } from '../../plugins/app/authenticate.js'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
 import { ChangePasswordBodySchema } from '../../schemas/auth.js'
 import { bodyProblemResponses, DetailSchema, ref } from '../../schemas/common.js'
@@ -23,7 +24,7 @@ const changePassword: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => {
     const { current_password: current, new_password: next } = request.body
     const user = await usersRepository.findCredentialsById(request.user.id)
-    if (!user) throw httpErrors.createError(401, 'Could not validate credentials', { headers: { 'www-authenticate': 'Bearer error="invalid_token"' } })
+    if (!user) throw new InvalidTokenError()
     // Wrong current passwords count with failed logins: this is a password check too.
     await loginThrottle.assertAllowed(user.email)
     if (!(await passwordHasher.verify(user.password_hash, current)).ok) {

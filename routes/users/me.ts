@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import { InvalidTokenError } from '../../plugins/app/authenticate.js'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
 import { DeleteAccountBodySchema } from '../../schemas/auth.js'
 import { bodyProblemResponses, problemResponses, ref } from '../../schemas/common.js'
@@ -7,7 +8,6 @@ import { UserSchema } from '../../schemas/users.js'
 
 const me: FastifyPluginAsyncTypebox = async (fastify) => {
   const { usersRepository, passwordHasher, loginThrottle, accountDeletion, httpErrors } = fastify
-  const invalidToken = () => httpErrors.createError(401, 'Could not validate credentials', { headers: { 'www-authenticate': 'Bearer error="invalid_token"' } })
 
   fastify.get('/me', {
     schema: {
@@ -19,7 +19,7 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request) => {
     const user = await usersRepository.findById(request.user.id)
-    if (!user) throw invalidToken()
+    if (!user) throw new InvalidTokenError()
     return user
   })
 
@@ -36,7 +36,7 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request, reply) => {
     const user = await usersRepository.findCredentialsById(request.user.id)
-    if (!user) throw invalidToken()
+    if (!user) throw new InvalidTokenError()
     await loginThrottle.assertAllowed(user.email)
     if (!(await passwordHasher.verify(user.password_hash, request.body.password)).ok) {
       await loginThrottle.recordFailure(user.email)
