@@ -11,6 +11,7 @@ import fp from 'fastify-plugin'
 import { stdTimeFunctions } from 'pino'
 import { isDatabaseUnavailable } from './lib/database-errors.js'
 import { registerBodyParsing } from './lib/body-parsing.js'
+import { registerDraining } from './lib/draining.js'
 import { PROBLEM_CONTENT_TYPE, problem, RequestValidationError } from './lib/problem.js'
 import { redactPaths, redactUrl } from './lib/redact.js'
 import { toValidationIssues } from './lib/validation.js'
@@ -53,7 +54,8 @@ export function serverOptions (env: RawEnv, logStream?: Writable): FastifyHttpOp
     keepAliveTimeout: 72_000,
     bodyLimit: 1024 * 1024,
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 600 },
-    return503OnClosing: true,
+    // lib/draining.ts answers instead, as problem+json.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
     trustProxy: false
   }
@@ -86,6 +88,7 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions) {
   registerBodyParsing(fastify)
 
   await fastify.register(AutoLoad, { dir: join(root, 'plugins/external'), options: opts, forceESM: true })
+  registerDraining(fastify)
   await fastify.register(AutoLoad, { dir: join(root, 'plugins/app'), options: opts, forceESM: true })
 
   fastify.addHook('onRequest', async (request, reply) => {

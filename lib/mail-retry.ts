@@ -9,10 +9,21 @@ interface SmtpError {
   responseCode?: number
 }
 
-/** A 5xx reply: the server refused this mail for good, so sending it again cannot help. */
+/** 530 authentication required, 534 mechanism too weak, 535 credentials rejected (RFC 4954). */
+const LOGIN_FAILURES = new Set([530, 534, 535])
+
+/**
+ * The server refused our login: a problem of our configuration (MAIL_USERNAME, MAIL_PASSWORD), not
+ * of the mail, so it is retried like an outage and goes out once the settings are fixed.
+ */
+export function isLoginFailure (error: unknown): boolean {
+  return LOGIN_FAILURES.has((error as SmtpError).responseCode ?? 0)
+}
+
+/** Any other 5xx reply: the server refused this mail for good, so sending it again cannot help. */
 export function isPermanentFailure (error: unknown): boolean {
   const code = (error as SmtpError).responseCode
-  return code !== undefined && code >= 500 && code < 600
+  return code !== undefined && code >= 500 && code < 600 && !isLoginFailure(error)
 }
 
 /** What went wrong, short and free of addresses: an SMTP reply code or a network error code. */

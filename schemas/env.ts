@@ -15,7 +15,7 @@ export const EnvSchema = Type.Object({
 
   SECRET_KEY: OptionalStr('JWT signing secret, at least 32 characters (required in production)'),
   ALGORITHM: Str('HS256'),
-  ACCESS_TOKEN_EXPIRE_MINUTES: Int(30, 1, 24 * 60),
+  ACCESS_TOKEN_EXPIRE_MINUTES: Int(30, 1, 60, 'access token lifetime; sessions live on through refresh tokens'),
   REFRESH_TOKEN_EXPIRE_DAYS: Int(30, 1, 365),
 
   ARGON2_MEMORY_KIB: Int(19456, 19456, 4 * 1024 * 1024, 'argon2id memory cost; never below the OWASP minimum'),
@@ -43,7 +43,13 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_ENABLED: Type.Boolean({ default: true }),
 
   MAX_STREAMS_PER_USER: Int(3, 1, 100),
+  MAX_LIVE_STREAMS: Int(2000, 1, 1_000_000, 'streams open at once on one instance; one more answers 503'),
+  MAX_STREAM_SECONDS: Int(600, 5, 24 * 3600, 'a reply still streaming after this long is ended (interrupted)'),
+  STREAM_PING_SECONDS: Int(15, 1, 300, 'a `: ping` comment after this long without an event'),
   REPLY_STALE_SECONDS: Int(30, 3, 3600, 'a reply still `streaming` this long after its last checkpoint (one a second) was left by a stopped process and is marked interrupted'),
+  PRESSURE_MAX_EVENT_LOOP_DELAY_MS: Int(1000, 0, 60_000, 'mean event-loop delay above which requests get 503 + Retry-After; 0 turns the check off'),
+  PRESSURE_MAX_HEAP_BYTES: Int(0, 0, Number.MAX_SAFE_INTEGER, 'V8 heap in use above which requests get 503 + Retry-After; 0 (default) turns the check off'),
+  PRESSURE_MAX_RSS_BYTES: Int(0, 0, Number.MAX_SAFE_INTEGER, 'resident memory above which requests get 503 + Retry-After; 0 (default) turns the check off'),
   LOGIN_MAX_FAILURES: Int(10, 1, 1000),
   MAIL_RETRY_BASE_SECONDS: Int(30, 1, 3600),
   MAIL_LEASE_SECONDS: Int(90, 1, 3600, 'how long an instance holds a mail it is sending before another may take it over; above the SMTP timeouts'),
@@ -53,7 +59,8 @@ export const EnvSchema = Type.Object({
   ASSISTANT_BASE_URL: OptionalStr(),
   ASSISTANT_API_KEY: OptionalStr(),
   ASSISTANT_MODEL: OptionalStr(),
-  ASSISTANT_CONTEXT_CHARS: Int(24_000, 100, 10_000_000),
+  ASSISTANT_CONTEXT_CHARS: Int(24_000, 100, 10_000_000, 'earlier conversation sent with each message, oldest dropped first (the system prompt and the new message always go)'),
+  ASSISTANT_TIMEOUT_SECONDS: Int(60, 1, 3600, 'longest wait for the provider to answer, and between two pieces of its reply'),
 
   STRIPE_SECRET_KEY: OptionalStr('accepted and unused'),
   STRIPE_WEBHOOK_SECRET: OptionalStr('accepted and unused')

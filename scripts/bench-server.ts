@@ -1,14 +1,27 @@
 /**
  * Child-process entry for `npm run bench` (scripts/bench.ts): `bare` runs a bare Fastify with one
- * GET route, `api` runs the service from the environment. Both listen on a free 127.0.0.1 port and
+ * GET route, `api` runs the service from the environment, `upstream` a fast OpenAI-protocol server
+ * (BENCH_UPSTREAM_PIECES deltas, BENCH_UPSTREAM_DELAY_MS apart). Both listen on a free 127.0.0.1 port and
  * report it to the parent over IPC, then stop on SIGTERM / SIGINT or when the parent goes away.
  * The parent may ask for `{ type: 'memory' }` (after a full GC when run with --expose-gc).
  */
 import Fastify, { type FastifyInstance } from 'fastify'
 import { buildApp } from '../app.js'
+import { startOpenAiStub } from './openai-stub.js'
 
 const mode = process.argv[2]
 let server: FastifyInstance
+
+if (mode === 'upstream') {
+  const stub = await startOpenAiStub({ keepRequests: false })
+  const pieces = Array.from({ length: Number(process.env.BENCH_UPSTREAM_PIECES ?? 30) }, (_, i) => `word${i} `)
+  stub.respond(() => ({ pieces, pieceDelayMs: Number(process.env.BENCH_UPSTREAM_DELAY_MS ?? 100) }))
+  const exit = () => { stub.close(); process.exit(0) }
+  process.on('SIGTERM', exit)
+  process.on('disconnect', exit)
+  process.send?.({ type: 'listening', port: Number(new URL(stub.url).port) })
+  await new Promise(() => {}) // serves until told to stop
+}
 
 if (mode === 'bare') {
   server = Fastify()
@@ -16,7 +29,7 @@ if (mode === 'bare') {
 } else if (mode === 'api') {
   server = await buildApp(process.env)
 } else {
-  console.error('usage: bench-server.ts bare|api')
+  console.error('usage: bench-server.ts bare|api|upstream')
   process.exit(2)
 }
 

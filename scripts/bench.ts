@@ -10,7 +10,9 @@
  * - HTTP: autocannon, interleaved rounds (bare, route, bare, route, ...), ratio to the bare route's
  *   req/s measured right next to it.
  * - Streaming: 1,000 concurrent POST /chat/stream (10 users × 100) against a service at the
- *   original pace (ASSISTANT_WORD_DELAY_MS=100): failures, time to first event, RSS per open stream.
+ *   original pace (ASSISTANT_WORD_DELAY_MS=100), then the same with the openai provider relaying a
+ *   local OpenAI-protocol upstream (another child) at the same pace: failures, time to first event,
+ *   RSS per open stream, service CPU per 1,000 relayed events.
  *
  * Knobs (environment): BENCH_ROUNDS (3), BENCH_DURATION_S (5), BENCH_CONNECTIONS (50),
  * BENCH_STREAM_USERS (10), BENCH_STREAMS_PER_USER (100), BENCH_LOG_LEVEL (the service's log level,
@@ -54,7 +56,7 @@ const LOG_DIR = process.env.BENCH_LOG_DIR || ''
 const ONLY = process.env.BENCH_ONLY === 'http' || process.env.BENCH_ONLY === 'stream' ? process.env.BENCH_ONLY : ''
 const CLOCK_TICKS = 100
 /** The whole run is cut off after this, whatever happens. */
-const BUDGET_MS = 290_000
+const BUDGET_MS = 420_000
 const SECRET = randomBytes(32).toString('hex')
 const PASSWORD = 'bench password 0123456789'
 
@@ -118,7 +120,7 @@ function baseEnv (): Record<string, string> {
   return env
 }
 
-async function startChild (name: string, mode: 'bare' | 'api', settings: Record<string, string>): Promise<Child> {
+async function startChild (name: string, mode: 'bare' | 'api' | 'upstream', settings: Record<string, string>): Promise<Child> {
   const logPath = mode === 'api' ? join(LOG_DIR || workDir, `${name}.log`) : undefined
   const out = logPath ? openSync(logPath, 'a') : 'ignore'
   const args = ['--import', 'tsx', serverEntry, mode]
@@ -653,17 +655,26 @@ async function httpPhase (settings: ServiceSettings, mongodbUrl: string, databas
   }
 }
 
-async function streamPhase (settings: ServiceSettings, mongodbUrl: string, databaseName: string): Promise<Phase> {
+/** The demo provider at the original's pace, or the openai provider relaying a local upstream at the same pace. */
+type Provider = 'demo' | 'openai'
+
+async function streamPhase (settings: ServiceSettings, mongodbUrl: string, databaseName: string, provider: Provider): Promise<Phase> {
   const lines: string[] = []
   const problems: string[] = []
-  const service = await startChild('stream-service', 'api', settings(100))
+  const upstream = provider === 'openai' ? await startChild('upstream', 'upstream', { BENCH_UPSTREAM_PIECES: '30', BENCH_UPSTREAM_DELAY_MS: '100' }) : null
+  const providerSettings: Record<string, string> = upstream
+    ? { ASSISTANT_PROVIDER: 'openai', ASSISTANT_BASE_URL: `http://127.0.0.1:${upstream.port}/v1`, ASSISTANT_MODEL: 'bench' }
+    : {}
+  const service = await startChild(`stream-service-${provider}`, 'api', { ...settings(100), ...providerSettings })
   const readyAt = await waitReady(service.port)
-  console.log(`# stream service (ASSISTANT_WORD_DELAY_MS=100, MAX_STREAMS_PER_USER=${STREAMS_PER_USER}) on :${service.port} (pid ${service.proc.pid})`)
+  console.log(`# stream service, ${provider} provider (${upstream ? `local upstream: 30 deltas, 100 ms apart, on :${upstream.port}` : 'ASSISTANT_WORD_DELAY_MS=100'}, ` +
+    `MAX_STREAMS_PER_USER=${STREAMS_PER_USER}) on :${service.port} (pid ${service.proc.pid})`)
   const users = await Promise.all(Array.from({ length: STREAM_USERS }, async (_, i) => await createUser(service.port, `stream${i}`)))
   console.log(`# opening ${TOTAL_STREAMS} streams...`)
   const stream = await streamScenario(service, users.map((u) => u.token))
   await sleep(500)
   await service.stop()
+  await upstream?.stop()
   const log = await logErrors(service.logPath, readyAt)
 
   // What the service stored: every reply should end as `complete` (the streams were read to the end).
@@ -691,7 +702,8 @@ async function streamPhase (settings: ServiceSettings, mongodbUrl: string, datab
         external: (stream.heapOpen.external - stream.heapBefore.external) / 1024 / stream.heapOpenStreams
       }
     : null
-  lines.push(`| ${TOTAL_STREAMS} × POST /chat/stream (${STREAM_USERS} users × ${STREAMS_PER_USER}, 100 ms/word) | value | target | result |`)
+  const pace = provider === 'openai' ? 'openai provider, local upstream, 100 ms/delta' : 'demo provider, 100 ms/word'
+  lines.push(`| ${TOTAL_STREAMS} × POST /chat/stream (${STREAM_USERS} users × ${STREAMS_PER_USER}, ${pace}) | value | target | result |`)
   lines.push('|---|---:|---|---|')
   lines.push(`| failures (non-200, error, or no event) | ${stream.failures} | 0 | ${verdict(streamOk)} |`)
   lines.push(`| streams open at once (max) | ${stream.maxOpen} | ${TOTAL_STREAMS} | |`)
@@ -704,6 +716,7 @@ async function streamPhase (settings: ServiceSettings, mongodbUrl: string, datab
   lines.push(`| replies stored \`complete\` | ${storedComplete} / ${TOTAL_STREAMS + STREAM_USERS} | all | ${verdict(storedComplete === TOTAL_STREAMS + STREAM_USERS)} |`)
   lines.push(`| wall time, all streams | ${fmt(stream.wallMs / 1000, 1)} s | | |`)
   lines.push(`| CPU during the streams: service / database | ${fmt(stream.serviceCpuMs / 1000, 1)} s / ${cpuPids.db ? `${fmt(stream.dbCpuMs / 1000, 1)} s` : '–'} | | |`)
+  lines.push(`| service CPU per 1,000 relayed events | ${stream.events > 0 ? `${fmt(stream.serviceCpuMs / stream.events * 1000)} ms` : 'n/a'} | | |`)
   if (Object.keys(stream.reasons).length) problems.push(`stream failures: ${JSON.stringify(stream.reasons)}`)
   if (storedComplete !== storedTotal || storedTotal !== TOTAL_STREAMS + STREAM_USERS) {
     problems.push(`stored assistant replies by status (${TOTAL_STREAMS} streams + ${STREAM_USERS} warm-up): ${JSON.stringify(stored)}`)
@@ -752,19 +765,20 @@ async function main () {
 
   try {
     const http = ONLY === 'stream' ? null : await httpPhase(settings, mongodbUrl, databaseName)
-    const streams = ONLY === 'http' ? null : await streamPhase(settings, mongodbUrl, databaseName)
+    const demoStreams = ONLY === 'http' ? null : await streamPhase(settings, mongodbUrl, databaseName, 'demo')
+    const openaiStreams = ONLY === 'http' ? null : await streamPhase(settings, mongodbUrl, databaseName, 'openai')
 
     console.log('')
     console.log(`## Benchmark (${new Date().toISOString().slice(0, 10)}, node ${process.version}, ${cpus().length} CPU, ` +
       `${process.env.MONGODB_URL ? 'MONGODB_URL' : 'FerretDB 1.24 SQLite'}, ${CONNECTIONS} connections, ` +
       `${ROUNDS}×${DURATION_S} s interleaved, service LOG_LEVEL=${LOG_LEVEL})`)
     console.log('')
-    for (const phase of [http, streams]) {
+    for (const phase of [http, demoStreams, openaiStreams]) {
       if (!phase) continue
       for (const line of phase.lines) console.log(line)
       console.log('')
     }
-    const problems = [...(http?.problems ?? []), ...(streams?.problems ?? [])]
+    const problems = [http, demoStreams, openaiStreams].flatMap((phase) => phase?.problems ?? [])
     if (problems.length) {
       console.log('problems:')
       for (const p of problems) console.log(`  - ${p}`)

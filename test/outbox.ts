@@ -49,3 +49,9 @@ export async function buildWithOptions (t: Test, overrides: RawEnv, options: Mai
 export function errorLinesFor (logs: LogCapture, entry: OutboxEntry) {
   return logs.lines.filter((line) => line.level === 50 && JSON.stringify(line).includes(entry._id.toHexString()))
 }
+
+/** The entry's error lines once there is one: the worker logs just after it stores the outcome (bounded: 5 s). */
+export async function errorLinesOnceLogged (logs: LogCapture, entry: OutboxEntry) {
+  for (let i = 0; i < 100 && errorLinesFor(logs, entry).length === 0; i++) await sleep(50)
+  return errorLinesFor(logs, entry)
+}

@@ -24,6 +24,8 @@ export interface SmtpOptions {
   reject?: { code: number, count: number }
   /** Never answer the first `count` messages: the sender waits after DATA until it gives up. */
   stall?: number
+  /** Require a login with these credentials: wrong ones are answered 535, none 530. */
+  auth?: { user: string, pass: string }
 }
 
 export interface TestSmtp {
@@ -46,7 +48,12 @@ export async function startSmtp (t: Test, options: SmtpOptions = {}): Promise<Te
   const waiters: Array<() => void> = []
   let messagesSeen = 0
   const server = new SMTPServer({
-    authOptional: true,
+    authOptional: options.auth === undefined,
+    allowInsecureAuth: options.auth !== undefined,
+    onAuth (auth, _session, callback) {
+      if (auth.username === options.auth?.user && auth.password === options.auth?.pass) callback(null, { user: auth.username })
+      else callback(new Error('Invalid username or password'))
+    },
     disabledCommands: ['STARTTLS'],
     logger: false,
     closeTimeout: 500,

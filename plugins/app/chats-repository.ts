@@ -2,7 +2,8 @@ import fp from 'fastify-plugin'
 import { ObjectId, type Collection } from 'mongodb'
 import { isDuplicateKey } from '../../lib/database-errors.js'
 import { parseObjectId } from '../../lib/object-id.js'
-import type { Chat, ChatListItem, Message, NewMessage, ReplyStatus, Role } from '../../schemas/chat.js'
+import type { ContextMessage, Usage } from '../../lib/assistants/types.js'
+import type { Chat, ChatListItem, ChatSettings, Message, MessagePage, NewMessage, ReplyStatus, Role } from '../../schemas/chat.js'
 
 interface MessageDocument {
   _id: ObjectId
@@ -13,6 +14,12 @@ interface MessageDocument {
   role: Role
   content: string
   status?: ReplyStatus
+  /** The sender's id for the message, which makes a retried send idempotent. */
+  client_message_id?: string
+  /** Replies: what the provider counted, why it failed, and whether a stop was asked for. */
+  usage?: Usage
+  error?: string
+  stop_requested?: boolean
   created_at: Date
   updated_at: Date
 }
@@ -23,6 +30,9 @@ interface ChatDocument {
   _id: ObjectId
   user_id: ObjectId
   title: string | null
+  /** Absent on chats stored before these settings existed: read as null. */
+  system_prompt?: string | null
+  model?: string | null
   created_at: Date
   updated_at: Date
   message_count: number
@@ -30,13 +40,31 @@ interface ChatDocument {
   last_message: MessageCopy | null
 }
 
-/** A user message stored with the empty reply that will answer it. */
+/** A user message stored with the empty reply that will answer it (or a reply reset to be written again). */
 export interface Exchange {
   chatId: ObjectId
   userId: ObjectId
   replyId: ObjectId
-  /** The conversation the reply answers, oldest first, ending with the new user message. */
-  context: Array<{ role: Role, content: string }>
+  /** What the assistant is given: the system prompt, the earlier messages that fit, the message to answer. */
+  context: ContextMessage[]
+  /** The chat's model; the provider's default when null. */
+  model: string | null
+}
+
+/** Ids a send chooses before storing anything, so an idempotency claim can name them. */
+export interface ExchangeIds {
+  replyId: ObjectId
+  /** The chat to create when the send names none. */
+  newChatId: ObjectId
+}
+
+/** A stored reply as a replay shows it. */
+export interface StoredReply {
+  chatId: ObjectId
+  replyId: ObjectId
+  content: string
+  status: ReplyStatus
+  error?: string
 }
 
 /** A streaming reply's text is saved at least this often (which also shows it is alive)... */
@@ -54,17 +82,22 @@ export interface ReplyCheckpoints {
 
 const chatListProjection = { message_count: 0 } as const
 
-function toMessage (doc: MessageCopy): Message {
+function toMessage (doc: MessageCopy & { usage?: Usage }): Message {
   const message: Message = { id: doc._id.toHexString(), role: doc.role, content: doc.content, created_at: doc.created_at.toISOString() }
   if (doc.status !== undefined) message.status = doc.status
+  if (doc.usage !== undefined) message.usage = doc.usage
   return message
 }
+
+const messageProjection = { role: 1, content: 1, status: 1, usage: 1, created_at: 1 } as const
 
 function chatFields (doc: ChatDocument) {
   return {
     id: doc._id.toHexString(),
     user_id: doc.user_id.toHexString(),
     title: doc.title,
+    system_prompt: doc.system_prompt ?? null,
+    model: doc.model ?? null,
     created_at: doc.created_at.toISOString(),
     updated_at: doc.updated_at.toISOString()
   }
@@ -81,7 +114,7 @@ function copyOf (doc: MessageDocument): MessageCopy {
  * both simply "not found". Messages live in their own collection so a long chat never meets the
  * 16 MB document limit.
  */
-export function createChatsRepository (chats: Collection<ChatDocument>, messages: Collection<MessageDocument>) {
+export function createChatsRepository (chats: Collection<ChatDocument>, messages: Collection<MessageDocument>, options: { contextChars: number }) {
   function newMessage (chatId: ObjectId, userId: ObjectId, seq: number, role: Role, content: string, now: Date, status?: ReplyStatus): MessageDocument {
     const doc: MessageDocument = { _id: new ObjectId(), chat_id: chatId, user_id: userId, seq, role, content, created_at: now, updated_at: now }
     if (status !== undefined) doc.status = status
@@ -90,9 +123,39 @@ export function createChatsRepository (chats: Collection<ChatDocument>, messages
   }
 
   async function messagesOf (chatId: ObjectId): Promise<Message[]> {
-    const docs = await messages.find({ chat_id: chatId }, { projection: { role: 1, content: 1, status: 1, created_at: 1 } })
-      .sort({ seq: 1 }).toArray()
+    const docs = await messages.find({ chat_id: chatId }, { projection: messageProjection }).sort({ seq: 1 }).toArray()
     return docs.map(toMessage)
+  }
+
+  /**
+   * The system prompt, the earlier messages before `seq` that fit in ASSISTANT_CONTEXT_CHARS
+   * (newest kept, oldest dropped first), then the message to answer. The system prompt and that
+   * message always go, whatever their size. Read newest first, so a long chat is not read whole.
+   */
+  async function contextFor (chat: Pick<ChatDocument, '_id' | 'system_prompt'>, seq: number, last: ContextMessage): Promise<ContextMessage[]> {
+    const system = chat.system_prompt ? [{ role: 'system' as const, content: chat.system_prompt }] : []
+    let budget = options.contextChars - (system[0]?.content.length ?? 0) - last.content.length
+    const earlier: ContextMessage[] = []
+    const cursor = messages.find(
+      { chat_id: chat._id, seq: { $lt: seq }, status: { $ne: 'streaming' }, content: { $ne: '' } },
+      { projection: { role: 1, content: 1 } }
+    ).sort({ seq: -1 }).batchSize(50)
+    try {
+      for await (const m of cursor) {
+        budget -= m.content.length
+        if (budget < 0) break
+        earlier.push({ role: m.role, content: m.content })
+      }
+    } finally {
+      await cursor.close()
+    }
+    return [...system, ...earlier.reverse(), last]
+  }
+
+  /** The caller's chat, or null (another user's, unknown or malformed id). */
+  async function ownChat (userId: string, chatId: string) {
+    const _id = parseObjectId(chatId)
+    return _id ? await chats.findOne({ _id, user_id: new ObjectId(userId) }, { projection: { _id: 1, system_prompt: 1, model: 1 } }) : null
   }
 
   return {
@@ -103,14 +166,22 @@ export function createChatsRepository (chats: Collection<ChatDocument>, messages
       await messages.createIndex({ status: 1, updated_at: 1 }, { name: 'stale_replies' })
     },
 
-    async create (userId: string, title: string | null, initial: NewMessage[]): Promise<Chat> {
+    async create (userId: string, settings: ChatSettings, initial: NewMessage[]): Promise<Chat> {
       const owner = new ObjectId(userId)
       const now = new Date()
       const _id = new ObjectId()
       const docs = initial.map((m, i) => newMessage(_id, owner, i + 1, m.role, m.content, now))
       const last = docs.at(-1)
       const chat: ChatDocument = {
-        _id, user_id: owner, title, created_at: now, updated_at: now, message_count: docs.length, last_message: last ? copyOf(last) : null
+        _id,
+        user_id: owner,
+        title: settings.title ?? null,
+        system_prompt: settings.system_prompt ?? null,
+        model: settings.model ?? null,
+        created_at: now,
+        updated_at: now,
+        message_count: docs.length,
+        last_message: last ? copyOf(last) : null
       }
       await chats.insertOne(chat)
       if (docs.length > 0) await messages.insertMany(docs)
@@ -130,12 +201,18 @@ export function createChatsRepository (chats: Collection<ChatDocument>, messages
       return chat ? { ...chatFields(chat), messages: await messagesOf(_id) } : null
     },
 
-    async rename (userId: string, chatId: string, title: string | null): Promise<Chat | null> {
+    /** Sets the given title, system prompt and model (a field left out keeps its value). */
+    async update (userId: string, chatId: string, settings: ChatSettings): Promise<Chat | null> {
       const _id = parseObjectId(chatId)
       if (!_id) return null
+      // Named fields only: the body may carry others (ignored, as the original's pydantic did).
+      const changes: Partial<ChatDocument> = { updated_at: new Date() }
+      if (settings.title !== undefined) changes.title = settings.title
+      if (settings.system_prompt !== undefined) changes.system_prompt = settings.system_prompt
+      if (settings.model !== undefined) changes.model = settings.model
       const chat = await chats.findOneAndUpdate(
         { _id, user_id: new ObjectId(userId) },
-        { $set: { title, updated_at: new Date() } },
+        { $set: changes },
         { returnDocument: 'after' } // no projection: FerretDB 1.x refuses one on findAndModify
       )
       return chat ? { ...chatFields(chat), messages: await messagesOf(_id) } : null
@@ -160,60 +237,145 @@ export function createChatsRepository (chats: Collection<ChatDocument>, messages
      * Stores the user's message and an empty `streaming` reply, in a new chat when `chatId` is null.
      * Returns null when the chat is not the caller's. Both are written before any byte is streamed.
      */
-    async startExchange (userId: string, chatId: string | null, text: string, newTitle: string | null): Promise<Exchange | null> {
+    async startExchange (userId: string, chatId: string | null, text: string, newTitle: string | null,
+      ids: ExchangeIds = { replyId: new ObjectId(), newChatId: new ObjectId() }, clientMessageId?: string): Promise<Exchange | null> {
       const owner = new ObjectId(userId)
       const now = new Date()
-      let _id: ObjectId
-      let userSeq: number
-      let context: Exchange['context'] = []
       const userMessageId = new ObjectId()
       const lastMessage: MessageCopy = { _id: userMessageId, role: 'user', content: text, created_at: now }
 
-      const pair = (chat: ObjectId, seq: number) => [
-        { ...newMessage(chat, owner, seq, 'user', text, now), _id: userMessageId },
-        newMessage(chat, owner, seq + 1, 'assistant', '', now, 'streaming')
-      ]
-      let reply: MessageDocument
+      const pair = (chat: ObjectId, seq: number) => {
+        const question = { ...newMessage(chat, owner, seq, 'user', text, now), _id: userMessageId }
+        if (clientMessageId !== undefined) question.client_message_id = clientMessageId
+        return [question, { ...newMessage(chat, owner, seq + 1, 'assistant', '', now, 'streaming'), _id: ids.replyId }]
+      }
 
       if (chatId === null) {
         // Messages first: a failure in between leaves unseen messages, never a visible empty chat.
-        _id = new ObjectId()
-        userSeq = 1
-        const docs = pair(_id, userSeq)
-        await messages.insertMany(docs)
-        reply = docs[1]!
-        await chats.insertOne({ _id, user_id: owner, title: newTitle, created_at: now, updated_at: now, message_count: 2, last_message: lastMessage })
-      } else {
-        const parsed = parseObjectId(chatId)
-        if (!parsed) return null
-        _id = parsed
-        // FerretDB 1.x does not isolate concurrent $inc: two sends may draw the same positions, and
-        // the unique (chat, seq) index refuses the second, which then draws again.
-        for (let attempt = 1; ; attempt++) {
-          const chat = await chats.findOneAndUpdate(
-            { _id, user_id: owner },
-            { $inc: { message_count: 2 }, $set: { updated_at: now, last_message: lastMessage } },
-            { returnDocument: 'after' } // no projection: FerretDB 1.x refuses one on findAndModify
-          )
-          if (!chat) return null
-          userSeq = chat.message_count - 1
-          const docs = pair(_id, userSeq)
-          try {
-            await messages.insertMany(docs)
-            reply = docs[1]!
-            break
-          } catch (error) {
-            if (!isDuplicateKey(error) || attempt === 5) throw error
-          }
-        }
-        const earlier = await messages.find(
-          { chat_id: _id, seq: { $lt: userSeq }, status: { $ne: 'streaming' } },
-          { projection: { role: 1, content: 1 } }
-        ).sort({ seq: 1 }).toArray()
-        context = earlier.map((m) => ({ role: m.role, content: m.content }))
+        const _id = ids.newChatId
+        await messages.insertMany(pair(_id, 1))
+        await chats.insertOne({
+          _id, user_id: owner, title: newTitle, system_prompt: null, model: null, created_at: now, updated_at: now, message_count: 2, last_message: lastMessage
+        })
+        return { chatId: _id, userId: owner, replyId: ids.replyId, context: [{ role: 'user', content: text }], model: null }
       }
-      context.push({ role: 'user', content: text })
-      return { chatId: _id, userId: owner, replyId: reply._id, context }
+
+      const _id = parseObjectId(chatId)
+      if (!_id) return null
+      // FerretDB 1.x does not isolate concurrent $inc: two sends may draw the same positions, and
+      // the unique (chat, seq) index refuses the second, which then draws again.
+      for (let attempt = 1; ; attempt++) {
+        const chat = await chats.findOneAndUpdate(
+          { _id, user_id: owner },
+          { $inc: { message_count: 2 }, $set: { updated_at: now, last_message: lastMessage } },
+          { returnDocument: 'after' } // no projection: FerretDB 1.x refuses one on findAndModify
+        )
+        if (!chat) return null
+        const userSeq = chat.message_count - 1
+        try {
+          await messages.insertMany(pair(_id, userSeq))
+        } catch (error) {
+          if (!isDuplicateKey(error) || attempt === 5) throw error
+          continue
+        }
+        const context = await contextFor(chat, userSeq, { role: 'user', content: text })
+        return { chatId: _id, userId: owner, replyId: ids.replyId, context, model: chat.model ?? null }
+      }
+    },
+
+    /**
+     * Replaces the chat's last reply with a new, empty `streaming` one (id `replyId`) that answers
+     * the last user message; after a user message, the reply is added. Returns 'not-found' for a
+     * chat that is not the caller's, 'busy' while a reply streams, 'nothing' with no message to answer.
+     */
+    async startRegeneration (userId: string, chatId: string, replyId: ObjectId): Promise<Exchange | 'not-found' | 'busy' | 'nothing'> {
+      const chat = await ownChat(userId, chatId)
+      if (!chat) return 'not-found'
+      const owner = new ObjectId(userId)
+      const [last] = await messages.find({ chat_id: chat._id }).sort({ seq: -1 }).limit(1).toArray()
+      if (!last || last.role === 'system') return 'nothing'
+      if (last.status === 'streaming') return 'busy'
+      const question = last.role === 'user'
+        ? last
+        : await messages.findOne({ chat_id: chat._id, seq: { $lt: last.seq }, role: 'user' }, { sort: { seq: -1 }, projection: { seq: 1, content: 1 } })
+      if (!question) return 'nothing'
+
+      const now = new Date()
+      const reply = newMessage(chat._id, owner, last.role === 'user' ? last.seq + 1 : last.seq, 'assistant', '', now, 'streaming')
+      reply._id = replyId
+      if (last.role === 'assistant') {
+        // Whoever removes the old reply regenerates; a concurrent request finds nothing to remove.
+        const { deletedCount } = await messages.deleteOne({ _id: last._id, status: { $ne: 'streaming' } })
+        if (deletedCount === 0) return 'busy'
+      }
+      try {
+        await messages.insertOne(reply)
+      } catch (error) {
+        if (isDuplicateKey(error)) return 'busy'
+        throw error
+      }
+      await chats.updateOne({ _id: chat._id }, {
+        $set: { updated_at: now, last_message: copyOf(reply) },
+        ...(last.role === 'user' ? { $inc: { message_count: 1 } } : {})
+      })
+      const context = await contextFor(chat, question.seq, { role: 'user', content: question.content })
+      return { chatId: chat._id, userId: owner, replyId, context, model: chat.model ?? null }
+    },
+
+    /** A reply of the user's, for replaying an idempotent send; null once its chat is gone. */
+    async findReply (userId: string, replyId: ObjectId): Promise<StoredReply | null> {
+      const reply = await messages.findOne({ _id: replyId, user_id: new ObjectId(userId) }, { projection: { chat_id: 1, content: 1, status: 1, error: 1 } })
+      if (!reply) return null
+      const stored: StoredReply = { chatId: reply.chat_id, replyId: reply._id, content: reply.content, status: reply.status ?? 'complete' }
+      if (reply.error !== undefined) stored.error = reply.error
+      return stored
+    },
+
+    /** Whether a reply is still being written by a live process (checkpointed since `staleBefore`). */
+    async isReplyLive (replyId: ObjectId, staleBefore: Date): Promise<boolean> {
+      return await messages.countDocuments({ _id: replyId, status: 'streaming', updated_at: { $gte: staleBefore } }, { limit: 1 }) > 0
+    },
+
+    /**
+     * Asks every live reply of the chat to stop: the instance streaming it notices the mark.
+     * Returns their ids, or null when the chat is not the caller's.
+     */
+    async requestStop (userId: string, chatId: string, staleBefore: Date): Promise<ObjectId[] | null> {
+      const chat = await ownChat(userId, chatId)
+      if (!chat) return null
+      const live = await messages.find(
+        { chat_id: chat._id, status: 'streaming', updated_at: { $gte: staleBefore } }, { projection: { _id: 1 } }
+      ).toArray()
+      const ids = live.map((m) => m._id)
+      if (ids.length > 0) await messages.updateMany({ _id: { $in: ids } }, { $set: { stop_requested: true } })
+      return ids
+    },
+
+    /** Those of `replyIds` that someone asked to stop. */
+    async findStopRequested (replyIds: ObjectId[]): Promise<string[]> {
+      const docs = await messages.find({ _id: { $in: replyIds }, stop_requested: true }, { projection: { _id: 1 } }).toArray()
+      return docs.map((d) => d._id.toHexString())
+    },
+
+    /**
+     * A page of the chat's messages, in order, ending just before `before` (or with the newest),
+     * and the id to ask for the page before it (null on the first page of the chat).
+     */
+    async page (userId: string, chatId: string, before: string | undefined, limit: number): Promise<MessagePage | 'no-chat' | 'no-message'> {
+      const chat = await ownChat(userId, chatId)
+      if (!chat) return 'no-chat'
+      let seq = Number.MAX_SAFE_INTEGER
+      if (before !== undefined) {
+        const anchorId = parseObjectId(before)
+        const anchor = anchorId && await messages.findOne({ _id: anchorId, chat_id: chat._id }, { projection: { seq: 1 } })
+        if (!anchor) return 'no-message'
+        seq = anchor.seq
+      }
+      const docs = await messages.find({ chat_id: chat._id, seq: { $lt: seq } }, { projection: messageProjection })
+        .sort({ seq: -1 }).limit(limit + 1).toArray()
+      const more = docs.length > limit
+      const page = docs.slice(0, limit).reverse()
+      return { messages: page.map(toMessage), next_before: more ? page[0]!._id.toHexString() : null }
     },
 
     /**
@@ -275,12 +437,12 @@ export function createChatsRepository (chats: Collection<ChatDocument>, messages
       return swept
     },
 
-    /** Stores the reply's final text and status, and makes it the chat's last message. */
-    async finishReply (exchange: Exchange, content: string, status: Exclude<ReplyStatus, 'streaming'>) {
+    /** Stores the reply's final text and status (and usage, or why it failed), and makes it the chat's last message. */
+    async finishReply (exchange: Exchange, content: string, status: Exclude<ReplyStatus, 'streaming'>, details: { usage?: Usage, error?: string } = {}) {
       const now = new Date()
       const reply = await messages.findOneAndUpdate(
         { _id: exchange.replyId },
-        { $set: { content, status, updated_at: now } },
+        { $set: { content, status, updated_at: now, ...details } },
         { returnDocument: 'after' }
       )
       if (!reply) return // the chat was deleted meanwhile
@@ -299,7 +461,8 @@ declare module 'fastify' {
 
 export default fp(async function chatsRepository (fastify) {
   const db = fastify.mongo.db!
-  const repository = createChatsRepository(db.collection<ChatDocument>('chats'), db.collection<MessageDocument>('messages'))
+  const repository = createChatsRepository(db.collection<ChatDocument>('chats'), db.collection<MessageDocument>('messages'),
+    { contextChars: fastify.config.ASSISTANT_CONTEXT_CHARS })
   fastify.databaseSetup.add('chats indexes', () => repository.ensureIndexes())
   fastify.decorate('chatsRepository', repository)
-}, { name: 'chats-repository', dependencies: ['mongodb', 'database-setup'] })
+}, { name: 'chats-repository', dependencies: ['env', 'mongodb', 'database-setup'] })

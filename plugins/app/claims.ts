@@ -50,10 +50,16 @@ export function createClaims (claims: Collection<ClaimDocument>) {
     },
 
     /** Claims `key` if it is free or its previous claim has expired (a window that has passed). */
-    async tryClaimWindow (key: string, expiresAt: Date): Promise<boolean> {
-      if (await tryClaim(key, expiresAt)) return true
+    async tryClaimWindow (key: string, expiresAt: Date, owner?: string): Promise<boolean> {
+      if (await tryClaim(key, expiresAt, owner)) return true
       const { deletedCount } = await claims.deleteOne({ _id: key, expires_at: { $lte: new Date() } })
-      return deletedCount > 0 && await tryClaim(key, expiresAt)
+      return deletedCount > 0 && await tryClaim(key, expiresAt, owner)
+    },
+
+    /** Gives up `key` if `owner` still holds it; true when this call removed it. */
+    async release (key: string, owner: string): Promise<boolean> {
+      const { deletedCount } = await claims.deleteOne({ _id: key, owner })
+      return deletedCount > 0
     },
 
     /** Replaces any claim on `key` with a new one (a window that starts now, whatever came before). */

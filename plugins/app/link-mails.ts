@@ -23,6 +23,7 @@ export default fp(async function linkMails (fastify) {
       await mailer.send(email, { kind: 'verify-email', token })
     },
     async sendPasswordReset (userId, email) {
+      await oneTimeTokens.voidActive(userId, 'reset-password')
       const token = await oneTimeTokens.issue(userId, 'reset-password', config.RESET_TOKEN_EXPIRE_MINUTES * 60_000)
       await mailer.send(email, { kind: 'reset-password', token })
     }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
-import { failureCode, isPermanentFailure, retryDelayMs } from '../../lib/mail-retry.js'
+import { failureCode, isLoginFailure, isPermanentFailure, retryDelayMs } from '../../lib/mail-retry.js'
 import { logDelivery, SMTP_TIMEOUTS, smtpDelivery, type SmtpTimeouts } from '../../lib/mail-transports.js'
 import { withTimeout } from '../../lib/with-timeout.js'
 import type { OutboxEntry } from './mail-outbox-repository.js'
@@ -31,7 +31,7 @@ const CLOSE_WAIT_MS = 5000
 type Outcome =
   | { status: 'sent' }
   | { status: 'failed' | 'abandoned', reason: string, error: string | null }
-  | { status: 'pending', at: Date, error: string | null }
+  | { status: 'pending', at: Date, error: string | null, loginRefused?: boolean }
 
 /**
  * Sends what the outbox holds: claims due entries one at a time with a lease, up to a few sends at
@@ -106,8 +106,12 @@ export default fp(async function mailOutboxWorker (fastify, opts: MailOutboxWork
       return
     }
     if (outcome.status === 'sent') log.debug({ mail_id: mailId, attempts: entry.attempts }, 'mail sent')
-    else if (outcome.status === 'pending') log.warn({ mail_id: mailId, attempts: entry.attempts, error: outcome.error }, 'mail not sent yet; will retry')
-    else log.error({ mail_id: mailId, status: outcome.status, error: outcome.error }, `mail ${outcome.status}: ${outcome.reason}`)
+    else if (outcome.status === 'pending') {
+      const fields = { mail_id: mailId, attempts: entry.attempts, error: outcome.error }
+      // Nothing sends until someone fixes the settings: loud on every attempt, as a failed mail is.
+      if (outcome.loginRefused) log.error(fields, 'the mail server refused our login (check MAIL_USERNAME and MAIL_PASSWORD); will retry')
+      else log.warn(fields, 'mail not sent yet; will retry')
+    } else log.error({ mail_id: mailId, status: outcome.status, error: outcome.error }, `mail ${outcome.status}: ${outcome.reason}`)
   }
 
   async function attempt (entry: OutboxEntry): Promise<Outcome> {
@@ -123,7 +127,8 @@ export default fp(async function mailOutboxWorker (fastify, opts: MailOutboxWork
       const code = failureCode(error)
       if (isPermanentFailure(error)) return { status: 'failed', reason: 'the mail server refused it', error: code }
       if (entry.attempts >= MAX_ATTEMPTS) return { status: 'abandoned', reason: `still not sent after ${entry.attempts} attempts`, error: code }
-      return { status: 'pending', at: new Date(Date.now() + retryDelayMs(entry.attempts, config.MAIL_RETRY_BASE_SECONDS)), error: code }
+      const at = new Date(Date.now() + retryDelayMs(entry.attempts, config.MAIL_RETRY_BASE_SECONDS))
+      return { status: 'pending', at, error: code, loginRefused: isLoginFailure(error) }
     }
   }
 

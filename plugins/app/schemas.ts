@@ -1,13 +1,13 @@
 import fp from 'fastify-plugin'
 import { TokenSchema } from '../../schemas/auth.js'
-import { ChatListItemSchema, ChatSchema, MessageSchema } from '../../schemas/chat.js'
+import { ChatListItemSchema, ChatSchema, MessagePageSchema, MessageSchema, UsageSchema } from '../../schemas/chat.js'
 import { sharedSchemas } from '../../schemas/common.js'
 import { HealthSchema } from '../../schemas/health.js'
 import { UserSchema } from '../../schemas/users.js'
 
 /** Shared entities, referenced by `$id` from route schemas and named so in the OpenAPI document. */
 export default fp(async function schemas (fastify) {
-  for (const schema of [...sharedSchemas, UserSchema, TokenSchema, MessageSchema, ChatSchema, ChatListItemSchema, HealthSchema]) {
+  for (const schema of [...sharedSchemas, UserSchema, TokenSchema, UsageSchema, MessageSchema, MessagePageSchema, ChatSchema, ChatListItemSchema, HealthSchema]) {
     fastify.addSchema(schema)
   }
 }, { name: 'schemas' })

@@ -35,7 +35,11 @@ function checkRules (config: Config): string[] {
   if (config.SECRET_KEY === undefined && !relaxed) problems.push('SECRET_KEY: required outside development and tests')
   if (config.SECRET_KEY !== undefined && config.SECRET_KEY.length < 32) problems.push('SECRET_KEY: must be at least 32 characters')
   if (config.MONGODB_URL === undefined) problems.push('MONGODB_URL: required (`npm run dev` starts an embedded database when it is unset)')
-  if (config.ASSISTANT_PROVIDER === 'openai' && !config.ASSISTANT_BASE_URL) problems.push('ASSISTANT_BASE_URL: required when ASSISTANT_PROVIDER is openai')
+  if (config.ASSISTANT_PROVIDER === 'openai') {
+    if (!config.ASSISTANT_BASE_URL) problems.push('ASSISTANT_BASE_URL: required when ASSISTANT_PROVIDER is openai (e.g. https://api.openai.com/v1)')
+    else if (!/^https?:\/\/[^/]/.test(config.ASSISTANT_BASE_URL)) problems.push('ASSISTANT_BASE_URL: must be an http(s) URL')
+    if (!config.ASSISTANT_MODEL) problems.push('ASSISTANT_MODEL: required when ASSISTANT_PROVIDER is openai (the model of chats that name none)')
+  }
   return problems
 }
 

@@ -31,7 +31,7 @@ export default fp(async function jwtPlugin (fastify) {
     secret: SECRET_KEY ?? randomBytes(32).toString('base64url'),
     sign: {
       algorithm: 'HS256',
-      expiresIn: ACCESS_TOKEN_EXPIRE_MINUTES * 60_000,
+      expiresIn: ACCESS_TOKEN_EXPIRE_MINUTES * 60, // @fastify/jwt reads a number as seconds
       iss: TOKEN_ISSUER,
       aud: TOKEN_ISSUER,
       header: { alg: 'HS256', typ: ACCESS_TOKEN_TYPE }
@@ -41,7 +41,7 @@ export default fp(async function jwtPlugin (fastify) {
       allowedIss: TOKEN_ISSUER,
       allowedAud: TOKEN_ISSUER,
       checkTyp: ACCESS_TOKEN_TYPE,
-      requiredClaims: ['exp', 'iat', 'sub', 'sid'],
+      requiredClaims: ['exp', 'iat', 'iss', 'aud', 'sub', 'sid'],
       clockTolerance: 30_000
     },
     formatUser: (claims) => ({ id: claims.sub, sessionId: claims.sid })

@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
 import {
-  ChatListItemSchema, ChatParamsSchema, ChatSchema, CreateChatBodySchema, ListChatsQuerySchema, UpdateChatBodySchema
+  ChatListItemSchema, ChatParamsSchema, ChatSchema, CreateChatBodySchema, ListChatsQuerySchema, MessagePageSchema, MessagesQuerySchema,
+  UpdateChatBodySchema
 } from '../../schemas/chat.js'
 import { bodyProblemResponses, DetailSchema, problemResponses, ref } from '../../schemas/common.js'
 
@@ -25,7 +26,8 @@ const crud: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 201: ref(ChatSchema), ...bodyProblemResponses(401) }
     }
   }, async (request, reply) => {
-    const chat = await chatsRepository.create(request.user.id, request.body.title ?? null, request.body.messages ?? [])
+    const { messages = [], ...settings } = request.body
+    const chat = await chatsRepository.create(request.user.id, settings, messages)
     return reply.code(201).send(chat)
   })
 
@@ -54,18 +56,36 @@ const crud: FastifyPluginAsyncTypebox = async (fastify) => {
     return chat
   })
 
+  fastify.get('/:chat_id/messages', {
+    schema: {
+      ...common,
+      summary: 'A page of a chat\'s messages, newest page first',
+      description: 'Each page is in chronological order; pass `next_before` as `before` for the page before it.',
+      operationId: 'listMessages',
+      params: ChatParamsSchema,
+      querystring: MessagesQuerySchema,
+      response: { 200: ref(MessagePageSchema), ...problemResponses(401, 404) }
+    }
+  }, async (request) => {
+    const page = await chatsRepository.page(request.user.id, request.params.chat_id, request.query.before, request.query.limit)
+    if (page === 'no-chat') throw chatNotFound()
+    if (page === 'no-message') throw httpErrors.notFound('Message not found')
+    return page
+  })
+
   fastify.put('/:chat_id', {
     bodyLimit: 16 * 1024,
     schema: {
       ...common,
-      summary: 'Rename a chat',
+      summary: 'Rename a chat, or set its system prompt or model',
+      description: 'Fields left out keep their value; null clears one.',
       operationId: 'updateChat',
       params: ChatParamsSchema,
       body: UpdateChatBodySchema,
       response: { 200: ref(ChatSchema), ...bodyProblemResponses(401, 404) }
     }
   }, async (request) => {
-    const chat = await chatsRepository.rename(request.user.id, request.params.chat_id, request.body.title)
+    const chat = await chatsRepository.update(request.user.id, request.params.chat_id, request.body)
     if (!chat) throw chatNotFound()
     return chat
   })

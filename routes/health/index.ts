@@ -4,8 +4,10 @@ import { problemResponses, ref } from '../../schemas/common.js'
 import { HealthSchema } from '../../schemas/health.js'
 
 const health: FastifyPluginAsyncTypebox = async (fastify) => {
+  // Both are liveness probes (/health is the original's): never the database, never turned away
+  // while draining or under pressure, so an orchestrator does not restart a busy or stopping process.
   fastify.get('/', {
-    config: { withoutDatabase: true },
+    config: { withoutDatabase: true, liveness: true },
     schema: {
       tags: ['Health'],
       summary: 'Liveness: the process answers (the database is not touched)',
@@ -14,11 +16,21 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async () => ({ status: 'ok' }))
 
+  fastify.get('/live', {
+    config: { withoutDatabase: true, liveness: true },
+    schema: {
+      tags: ['Health'],
+      summary: 'Liveness: the process answers, also while draining or under load (the database is not touched)',
+      operationId: 'live',
+      response: { 200: ref(HealthSchema), 500: problemResponses()[500] }
+    }
+  }, async () => ({ status: 'ok' }))
+
   fastify.get('/ready', {
     config: { withoutDatabase: true },
     schema: {
       tags: ['Health'],
-      summary: 'Readiness: the database is set up and answers a ping within 1 s',
+      summary: 'Readiness: the database is set up and answers a ping within 1 s; 503 once the server is shutting down',
       operationId: 'ready',
       response: { 200: ref(HealthSchema), ...problemResponses(503) }
     }

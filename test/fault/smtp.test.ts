@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { MongoClient } from 'mongodb'
 import { build, databaseUrl, db, PASSWORD, uniqueEmail, type TestApp } from '../helper.js'
-import { buildWithOptions, entryWhen, errorLinesFor, outbox, until } from '../outbox.js'
+import { buildWithOptions, entryWhen, errorLinesOnceLogged, outbox, until } from '../outbox.js'
 import { closedPort, smtpEnv, startSilentServer, startSmtp } from '../smtp.js'
 import { call, startService, whenReady } from './service-process.js'
 
@@ -101,7 +101,7 @@ t.test('F6 SMTP answers 550: failed after one attempt, logged by id only', async
   t.match(failed, { attempts: 1, last_error: '550', lease_owner: null })
   t.strictSame(['text', 'html', 'link'].filter((f) => f in failed), [], 'the body and link are dropped')
 
-  const lines = errorLinesFor(app.logs, failed)
+  const lines = await errorLinesOnceLogged(app.logs, failed)
   t.equal(lines.length, 1, 'one error line names the entry')
   t.match(lines[0], { mail_id: failed._id.toHexString(), status: 'failed' })
   const text = JSON.stringify(lines[0])
@@ -119,7 +119,7 @@ t.test('F6 a link that expired before it could be sent: abandoned, logged by id 
   const abandoned = await entryWhen(db(app), email, (e) => e.status === 'abandoned', 15_000, 'the entry to be abandoned')
   t.strictSame(['text', 'html', 'link'].filter((f) => f in abandoned), [], 'the body and link are dropped')
   t.notOk(JSON.stringify(abandoned).includes(link))
-  const lines = errorLinesFor(app.logs, abandoned)
+  const lines = await errorLinesOnceLogged(app.logs, abandoned)
   t.equal(lines.length, 1, 'one error line names the entry')
   t.match(lines[0], { mail_id: abandoned._id.toHexString(), status: 'abandoned' })
   t.notOk(JSON.stringify(lines[0]).includes(email) || JSON.stringify(lines[0]).includes(link), 'no address, no link')

@@ -237,6 +237,18 @@ t.test('POST /auth/reset-password', async (t) => {
     t.equal((await loginForm(app, email, NEW_PASSWORD)).statusCode, 200)
   })
 
+  t.test('a new reset link voids the older one', async (t) => {
+    const { app, smtp } = await appWithMail(t)
+    const { email } = await signUp(app)
+    const first = await resetToken(app, smtp, email, 1)
+    const second = await resetToken(app, smtp, email, 2)
+    const older = await post(app, `/auth/reset-password/${first}`, { new_password: 'the older link tries' })
+    t.equal(older.statusCode, 400, 'the older link died when the new one was sent')
+    t.equal(older.json().detail, 'Invalid or expired reset token')
+    t.equal((await post(app, `/auth/reset-password/${second}`, { new_password: NEW_PASSWORD })).statusCode, 200, 'the newest works')
+    t.equal((await loginForm(app, email, NEW_PASSWORD)).statusCode, 200)
+  })
+
   t.test('refuses weak passwords, wrong-purpose, expired and unknown tokens', async (t) => {
     const { app, smtp } = await appWithMail(t)
     const { email } = await signUp(app)

@@ -1,72 +1,13 @@
-import { request as httpRequest } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import type { Test } from 'tap'
-import type { LightMyRequestResponse } from 'fastify'
 import { ObjectId } from 'mongodb'
 import { build, db, signUp, type TestApp } from '../helper.js'
+import { assertProblem, assertValidation } from '../problems.js'
+import { parseSse, readThenDisconnect, replyOf, textEvents, type Headers } from '../sse.js'
 
-type Headers = Record<string, string>
-
-interface SseEvent {
-  event?: string
-  id?: string
-  data: unknown
-}
-
-/** Server-sent events from a body: blocks split on blank lines, `data:` lines joined and parsed as JSON. */
-function parseSse (body: string): SseEvent[] {
-  const events: SseEvent[] = []
-  for (const block of body.split(/\r?\n\r?\n/)) {
-    const fields: Record<string, string[]> = {}
-    for (const line of block.split(/\r?\n/)) {
-      if (line === '' || line.startsWith(':')) continue // comments (": ping") carry nothing
-      const colon = line.indexOf(':')
-      const name = colon === -1 ? line : line.slice(0, colon)
-      const value = colon === -1 ? '' : line.slice(colon + 1).replace(/^ /, '')
-      ;(fields[name] ??= []).push(value)
-    }
-    if (!fields.data) continue
-    events.push({ event: fields.event?.[0], id: fields.id?.[0], data: JSON.parse(fields.data.join('\n')) })
-  }
-  return events
-}
-
-/** The events an original client reads: unnamed ones, `{ "text", "chat_id" }`. */
-function textEvents (events: SseEvent[]) {
-  return events.filter((e) => e.event === undefined).map((e) => e.data as { text: string, chat_id: string })
-}
-
-function replyOf (body: string) {
-  return textEvents(parseSse(body)).map((e) => e.text).join('')
-}
-
-function assertProblem (t: Test, res: LightMyRequestResponse, status: number, detail?: string) {
-  t.equal(res.statusCode, status, `status ${status}`)
-  t.match(res.headers['content-type'], /^application\/problem\+json/, 'problem+json')
-  const body = res.json()
-  t.equal(body.status, status)
-  t.equal(typeof body.title, 'string')
-  t.equal(typeof body.type, 'string')
-  t.equal(typeof body.request_id, 'string')
-  if (detail !== undefined) t.equal(body.detail, detail, `detail "${detail}"`)
-  return body
-}
-
-/** A 422 whose errors include one at `loc`. */
-function assertValidation (t: Test, res: LightMyRequestResponse, loc: Array<string | number>) {
-  const body = assertProblem(t, res, 422)
-  t.ok(Array.isArray(body.errors) && body.errors.length > 0, 'errors listed')
-  for (const e of body.errors ?? []) {
-    t.ok(Array.isArray(e.loc) && typeof e.msg === 'string' && typeof e.type === 'string', 'each error has loc, msg, type')
-  }
-  t.ok(body.errors?.some((e: { loc: unknown[] }) => JSON.stringify(e.loc) === JSON.stringify(loc)), `an error at ${JSON.stringify(loc)}`)
-  t.equal(typeof body.detail, 'string')
-}
-
-const ChatKeys = ['created_at', 'id', 'messages', 'title', 'updated_at', 'user_id']
-const ListItemKeys = ['created_at', 'id', 'last_message', 'title', 'updated_at', 'user_id']
+const ChatKeys = ['created_at', 'id', 'messages', 'model', 'system_prompt', 'title', 'updated_at', 'user_id']
+const ListItemKeys = ['created_at', 'id', 'last_message', 'model', 'system_prompt', 'title', 'updated_at', 'user_id']
 const hex24 = /^[0-9a-f]{24}$/
 const isoDate = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
 
@@ -319,7 +260,7 @@ t.test('GET, PUT and DELETE /chat/{id}', async (t) => {
       ['operator object', { title: { $gt: '' } }, ['body', 'title']],
       ['number', { title: 7 }, ['body', 'title']],
       ['too long', { title: 'y'.repeat(201) }, ['body', 'title']],
-      ['missing', {}, ['body', 'title']]
+      ['no field at all', {}, ['body']]
     ]
     for (const [name, payload, loc] of cases) {
       const res = await app.inject({ method: 'PUT', url: `/chat/${chat.id}`, headers: alice.headers, payload: payload as object })
@@ -528,33 +469,6 @@ t.test('the stream response carries the CORS headers set by hooks', async (t) =>
   t.match(res.headers['content-type'], /^text\/event-stream/)
 })
 
-/** Opens a real stream over HTTP, reads `count` events, then drops the connection. */
-async function readThenDisconnect (url: string, headers: Headers, payload: unknown, count: number) {
-  return await new Promise<{ status: number, headers: Record<string, unknown>, events: SseEvent[] }>((resolve, reject) => {
-    const body = JSON.stringify(payload)
-    const req = httpRequest(url, {
-      method: 'POST',
-      agent: false,
-      headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
-    }, (res) => {
-      let text = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => {
-        text += chunk
-        const complete = text.slice(0, text.lastIndexOf('\n\n') + 2)
-        const events = textEvents(parseSse(complete))
-        if (events.length >= count) {
-          req.destroy()
-          resolve({ status: res.statusCode!, headers: res.headers, events: parseSse(complete).slice(0, count) })
-        }
-      })
-      res.on('end', () => reject(new Error(`the stream ended before ${count} events`)))
-    })
-    req.on('error', (error) => { if (!req.destroyed) reject(error) })
-    req.end(body)
-  })
-}
-
 t.test('a client that disconnects mid-stream leaves an interrupted reply with what was sent', async (t) => {
   const app = await build(t, { ASSISTANT_WORD_DELAY_MS: '30' })
   const alice = await signUp(app)
@@ -585,7 +499,7 @@ t.test('a client that disconnects mid-stream leaves an interrupted reply with wh
 })
 
 t.test('concurrent sends to one chat all succeed and keep every message, in distinct positions', async (t) => {
-  const app = await build(t)
+  const app = await build(t, { MAX_STREAMS_PER_USER: '6' })
   const { headers } = await signUp(app)
   const chat = await createChat(app, headers, { title: 'busy' })
   const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => stream(app, headers, { message: `message ${i}`, chat_id: chat.id })))
