@@ -18,8 +18,9 @@ export interface ReplyStreaming {
    * Asks the assistant for the exchange's reply and streams it: `start` (ids), the text events the
    * original's clients read, then `error` (when something went wrong) and `done`, sent once the
    * reply is stored. A provider that refuses before anything was sent gets a 502 instead.
+   * `stored` is awaited once the reply is stored, before the client is told.
    */
-  relay (request: FastifyRequest, reply: FastifyReply, exchange: Exchange): Promise<void>
+  relay (request: FastifyRequest, reply: FastifyReply, exchange: Exchange, stored: () => Promise<void>): Promise<void>
   /** Streams a stored reply again (an idempotent retry), following it while it is still being written. */
   replay (request: FastifyRequest, reply: FastifyReply, stored: StoredReply): Promise<void>
 }
@@ -34,7 +35,7 @@ export default fp(async function replyStreaming (fastify) {
   const { assistant, chatsRepository, liveStreams } = fastify
   const maxMs = fastify.config.MAX_STREAM_SECONDS * 1000
 
-  async function relay (request: FastifyRequest, reply: FastifyReply, exchange: Exchange) {
+  async function relay (request: FastifyRequest, reply: FastifyReply, exchange: Exchange, stored: () => Promise<void>) {
     const events = fastify.eventStream(reply)
     const chatId = exchange.chatId.toHexString()
     const messageId = exchange.replyId.toHexString()
@@ -47,6 +48,7 @@ export default fp(async function replyStreaming (fastify) {
         log.error({ err: error }, 'reply could not be stored')
       }
       log.info({ status, chars: text.length }, 'reply stream ended')
+      await stored()
     }
 
     await liveStreams.run({ stream: events, sessionId: request.user.sessionId, replyId: messageId }, async () => {

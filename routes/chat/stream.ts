@@ -34,17 +34,24 @@ const stream: FastifyPluginAsyncTypebox = async (fastify) => {
   const { chatsRepository, clientMessageIds, streamSlots, liveStreams, replyStreaming, httpErrors, config } = fastify
   const chatNotFound = () => httpErrors.notFound('Chat not found')
 
-  /** Holds one of the user's stream slots while `start` stores the exchange and its reply streams. */
+  /**
+   * Holds a place on this instance and one of the user's stream slots while `start` stores the
+   * exchange and its reply streams; both are given back as soon as the reply is stored, before
+   * `done` is sent, so a client that has read `done` can stream again at once.
+   */
   async function streamExchange (request: FastifyRequest, reply: FastifyReply, replyId: ObjectId, start: () => Promise<Exchange>) {
     const seat = liveStreams.reserve()
     if (!seat) throw httpErrors.serviceUnavailable('stream capacity of this instance reached')
+    let freed: Promise<void> | undefined
     try {
       const release = await streamSlots.acquire(request.user.id, replyId)
       if (!release) throw new TooManyStreamsError(config.MAX_STREAMS_PER_USER)
+      const free = () => (freed ??= release().catch((error: Error) =>
+        request.log.warn({ err: { message: error.message } }, 'stream slot not released; it frees itself')))
       try {
-        await replyStreaming.relay(request, reply, await start())
+        await replyStreaming.relay(request, reply, await start(), free)
       } finally {
-        await release().catch((error: Error) => request.log.warn({ err: { message: error.message } }, 'stream slot not released; it frees itself'))
+        await free()
       }
       return reply
     } finally {

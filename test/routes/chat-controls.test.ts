@@ -93,6 +93,17 @@ async function settledReply (app: TestApp, replyId: string) {
   return reply
 }
 
+/** How many of the user's stream slots are held, once that number is `want` (bounded wait). */
+async function heldSlots (app: TestApp, userId: string, want: number) {
+  const slots = { _id: { $regex: `^stream-slot:${userId}:` } }
+  let held = await db(app).collection('claims').countDocuments(slots)
+  for (let i = 0; i < 100 && held !== want; i++) {
+    await sleep(50)
+    held = await db(app).collection('claims').countDocuments(slots)
+  }
+  return held
+}
+
 /** The app on a real port (listening once, however often asked). */
 async function listen (app: TestApp) {
   if (!app.server.listening) await app.listen({ port: 0, host: '127.0.0.1' })
@@ -364,8 +375,11 @@ t.test('MAX_STREAMS_PER_USER: a fourth live stream of a user is 429 and stores n
   const again = await eventually(() => stream(app, alice.headers, { message: 'room again' }), 200)
   t.equal(again.statusCode, 200, 'the user can stream again')
   for (const { start } of open) t.equal((await settledReply(app, start.message_id))?.status, 'interrupted', 'the open streams were stored interrupted')
+  t.equal(await heldSlots(app, alice.user.id, 0), 0, 'and their slots given back')
   const three = await Promise.all([1, 2, 3].map(() => stream(app, alice.headers, { message: 'all three slots' })))
   t.same(three.map((r) => r.statusCode), [200, 200, 200], 'all three slots are free')
+  t.equal(await db(app).collection('claims').countDocuments({ _id: { $regex: `^stream-slot:${alice.user.id}:` } }), 0,
+    'a slot is given back before done is sent')
 })
 
 t.test('MAX_LIVE_STREAMS: one more stream than an instance allows is 503 with Retry-After', async (t) => {
