@@ -8,7 +8,7 @@ const OneTimeTokenSchema = Type.String({ minLength: 1, maxLength: 512 })
 export const RegisterBodySchema = Type.Object({
   email: EmailSchema,
   password: PasswordSchema
-})
+}, { additionalProperties: false })
 
 /** OAuth2 password form (RFC 6749 4.3) or the same fields as JSON; `email` may stand for `username`. */
 export const LoginBodySchema = Type.Object({
@@ -19,7 +19,7 @@ export const LoginBodySchema = Type.Object({
   scope: Type.Optional(Type.String({ maxLength: 1024, default: '' })),
   client_id: Type.Optional(Type.String({ maxLength: 1024 })),
   client_secret: Type.Optional(Type.String({ maxLength: 1024 }))
-})
+}, { additionalProperties: false })
 export type LoginBody = Static<typeof LoginBodySchema>
 
 export const TokenSchema = Type.Object({
@@ -29,25 +29,25 @@ export const TokenSchema = Type.Object({
   refresh_token: Type.Optional(Type.String({ description: 'opaque; exchange it at POST /auth/refresh for new tokens (it works once)' }))
 }, { $id: 'Token', additionalProperties: false })
 
-export const RefreshBodySchema = Type.Object({ refresh_token: Type.String({ minLength: 1, maxLength: 512 }) })
+export const RefreshBodySchema = Type.Object({ refresh_token: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false })
 
-export const DeleteAccountBodySchema = Type.Object({ password: PresentedPasswordSchema })
+export const DeleteAccountBodySchema = Type.Object({ password: PresentedPasswordSchema }, { additionalProperties: false })
 export type Token = Static<typeof TokenSchema>
 
 export const ChangePasswordBodySchema = Type.Object({
   current_password: PresentedPasswordSchema,
   new_password: PasswordSchema
-})
+}, { additionalProperties: false })
 
-export const TokenParamsSchema = Type.Object({ token: OneTimeTokenSchema })
-export const TokenBodySchema = Type.Object({ token: OneTimeTokenSchema })
+export const TokenParamsSchema = Type.Object({ token: OneTimeTokenSchema }, { additionalProperties: false })
+export const TokenBodySchema = Type.Object({ token: OneTimeTokenSchema }, { additionalProperties: false })
 
 /** Resend and forgot take the address as the original's query parameter or as JSON. */
-export const EmailQuerySchema = Type.Object({ email: Type.Optional(EmailSchema) })
-export const EmailBodySchema = Type.Object({ email: Type.Optional(EmailSchema) })
+export const EmailQuerySchema = Type.Object({ email: Type.Optional(EmailSchema) }, { additionalProperties: false })
+export const EmailBodySchema = Type.Object({ email: Type.Optional(EmailSchema) }, { additionalProperties: false })
 
-export const NewPasswordBodySchema = Type.Object({ new_password: Type.Optional(PasswordSchema) })
+export const NewPasswordBodySchema = Type.Object({ new_password: Type.Optional(PasswordSchema) }, { additionalProperties: false })
 export const NewPasswordQuerySchema = Type.Object({
   new_password: Type.Optional(Type.String({ ...PasswordSchema, description: "the original's way; prefer the JSON body" }))
-})
-export const ResetBodySchema = Type.Object({ token: OneTimeTokenSchema, new_password: PasswordSchema })
+}, { additionalProperties: false })
+export const ResetBodySchema = Type.Object({ token: OneTimeTokenSchema, new_password: PasswordSchema }, { additionalProperties: false })

@@ -65,22 +65,22 @@ export type ChatSettings = Static<typeof UpdateChatBodySchema>
 export const NewMessageSchema = Type.Object({
   role: RoleSchema,
   content: Type.String({ maxLength: MAX_MESSAGE_CHARS })
-})
+}, { additionalProperties: false })
 export type NewMessage = Static<typeof NewMessageSchema>
 
 export const CreateChatBodySchema = Type.Object({
   ...settingsFields,
   messages: Type.Optional(Type.Array(NewMessageSchema, { maxItems: 100 }))
-})
+}, { additionalProperties: false })
 
-export const UpdateChatBodySchema = Type.Object(settingsFields, { minProperties: 1 })
+export const UpdateChatBodySchema = Type.Object(settingsFields, { additionalProperties: false, minProperties: 1 })
 
-export const ChatParamsSchema = Type.Object({ chat_id: IdParamSchema })
+export const ChatParamsSchema = Type.Object({ chat_id: IdParamSchema }, { additionalProperties: false })
 
 export const ListChatsQuerySchema = Type.Object({
   skip: Type.Integer({ minimum: 0, default: 0 }),
   limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 })
-})
+}, { additionalProperties: false })
 
 export const StreamBodySchema = Type.Object({
   message: Type.String({ minLength: 1, maxLength: MAX_MESSAGE_CHARS }),
@@ -90,10 +90,10 @@ export const StreamBodySchema = Type.Object({
     maxLength: 64,
     description: 'Makes the send idempotent: a retry with an id already used in the chat (or, without `chat_id`, for a new chat) replays the stored reply'
   }))
-})
+}, { additionalProperties: false })
 
 export const MessagesQuerySchema = Type.Object({
   before: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F]{24}$', description: 'A message id: the page ends just before it' })),
   limit: Type.Integer({ minimum: 1, maximum: 100, default: 50 })
-})
+}, { additionalProperties: false })
 export type StreamBody = Static<typeof StreamBodySchema>

@@ -19,4 +19,4 @@ export const SessionSchema = Type.Object({
   current: Type.Boolean({ description: 'the session of the token making this request' })
 }, { additionalProperties: false })
 
-export const SessionParamsSchema = Type.Object({ session_id: IdParamSchema })
+export const SessionParamsSchema = Type.Object({ session_id: IdParamSchema }, { additionalProperties: false })
