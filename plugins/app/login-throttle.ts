@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import type { FastifyBaseLogger } from 'fastify'
 import type { Collection, ObjectId } from 'mongodb'
 
 interface FailureDocument {
@@ -9,11 +10,6 @@ interface FailureDocument {
 
 export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000
 
-/**
- * Failed password checks per address, in the database so every instance (and a restart) sees them.
- * Each failure is its own document: inserts cannot lose a count the way concurrent increments can.
- * Unknown addresses are counted exactly like real ones, so a 429 reveals nothing.
- */
 /** The 429 of a blocked address, with the seconds until it may try again. */
 export class TooManyFailuresError extends Error {
   readonly statusCode = 429
@@ -24,6 +20,11 @@ export class TooManyFailuresError extends Error {
   }
 }
 
+/**
+ * Failed password checks per address, in the database so every instance (and a restart) sees them.
+ * Each failure is its own document: inserts cannot lose a count the way concurrent increments can.
+ * Unknown addresses are counted exactly like real ones, so a 429 reveals nothing.
+ */
 export function createLoginThrottle (failures: Collection<FailureDocument>, maxFailures: number) {
   const windowStart = () => new Date(Date.now() - LOGIN_FAILURE_WINDOW_MS)
   async function retryAfter (email: string): Promise<number> {
@@ -41,10 +42,12 @@ export function createLoginThrottle (failures: Collection<FailureDocument>, maxF
       await failures.createIndex({ email: 1, at: 1 }, { name: 'email_at' })
     },
 
-    /** Throws the 429 while the address is blocked (login, password change, account deletion). */
-    async assertAllowed (email: string) {
+    /** Throws (and logs) the 429 while the address is blocked (login, password change, account deletion). */
+    async assertAllowed (email: string, log: FastifyBaseLogger, userId: ObjectId | undefined) {
       const wait = await retryAfter(email)
-      if (wait > 0) throw new TooManyFailuresError(wait)
+      if (wait === 0) return
+      log.warn({ user_id: userId?.toHexString() }, 'password check blocked: too many failures')
+      throw new TooManyFailuresError(wait)
     },
 
     async recordFailure (email: string) {

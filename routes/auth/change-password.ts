@@ -26,7 +26,7 @@ const changePassword: FastifyPluginAsyncTypebox = async (fastify) => {
     const user = await usersRepository.findCredentialsById(request.user.id)
     if (!user) throw new InvalidTokenError()
     // Wrong current passwords count with failed logins: this is a password check too.
-    await loginThrottle.assertAllowed(user.email)
+    await loginThrottle.assertAllowed(user.email, request.log, user._id)
     if (!(await passwordHasher.verify(user.password_hash, current)).ok) {
       await loginThrottle.recordFailure(user.email)
       request.log.info({ user_id: request.user.id }, 'password change refused: wrong current password')

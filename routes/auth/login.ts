@@ -29,9 +29,8 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     const email = request.body.username ?? request.body.email
     if (email === undefined) throw new RequestValidationError([{ loc: ['body', 'username'], msg: 'Field required', type: 'missing' }])
 
-    await loginThrottle.assertAllowed(email)
-
     const user = await usersRepository.findCredentials(email)
+    await loginThrottle.assertAllowed(email, request.log, user?._id)
     if (!user) {
       await passwordHasher.verifyNothing(password)
       await loginThrottle.recordFailure(email)

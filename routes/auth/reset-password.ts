@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyBaseLogger } from 'fastify'
 import { AUTH_BODY_LIMIT, rateLimits } from '../../lib/auth-limits.js'
 import { RequestValidationError } from '../../lib/problem.js'
 import { NewPasswordBodySchema, NewPasswordQuerySchema, ResetBodySchema, TokenParamsSchema } from '../../schemas/auth.js'
@@ -12,7 +13,7 @@ const resetPassword: FastifyPluginAsyncTypebox = async (fastify) => {
   }
 
   /** The token is checked before hashing and consumed after, so only one of racing uses succeeds. */
-  async function reset (token: string, newPassword: string) {
+  async function reset (token: string, newPassword: string, log: FastifyBaseLogger) {
     if (!await oneTimeTokens.isActive(token, 'reset-password')) throw invalidToken()
     const hash = await passwordHasher.hash(newPassword)
     const userId = await oneTimeTokens.consume(token, 'reset-password')
@@ -22,6 +23,7 @@ const resetPassword: FastifyPluginAsyncTypebox = async (fastify) => {
     await oneTimeTokens.voidActive(userId, 'reset-password')
     const email = await usersRepository.emailOf(userId)
     if (email) await mailer.send(email, { kind: 'password-changed' })
+    log.info({ user_id: userId.toHexString() }, 'password reset')
     return { detail: 'Password reset successfully' }
   }
 
@@ -42,7 +44,7 @@ const resetPassword: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => {
     const newPassword = request.body?.new_password ?? request.query.new_password
     if (newPassword === undefined) throw new RequestValidationError([{ loc: ['body', 'new_password'], msg: 'Field required', type: 'missing' }])
-    return await reset(request.params.token, newPassword)
+    return await reset(request.params.token, newPassword, request.log)
   })
 
   fastify.post('/reset-password', {
@@ -54,7 +56,7 @@ const resetPassword: FastifyPluginAsyncTypebox = async (fastify) => {
       body: ResetBodySchema,
       response: { 200: ref(DetailSchema), ...bodyProblemResponses(400) }
     }
-  }, async (request) => await reset(request.body.token, request.body.new_password))
+  }, async (request) => await reset(request.body.token, request.body.new_password, request.log))
 }
 
 export default resetPassword

@@ -37,9 +37,10 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const user = await usersRepository.findCredentialsById(request.user.id)
     if (!user) throw new InvalidTokenError()
-    await loginThrottle.assertAllowed(user.email)
+    await loginThrottle.assertAllowed(user.email, request.log, user._id)
     if (!(await passwordHasher.verify(user.password_hash, request.body.password)).ok) {
       await loginThrottle.recordFailure(user.email)
+      request.log.info({ user_id: request.user.id }, 'account deletion refused: wrong password')
       throw httpErrors.unauthorized('Incorrect password')
     }
     await accountDeletion.delete(user._id, user.email)

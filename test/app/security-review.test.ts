@@ -20,6 +20,7 @@ import { bearer, loginForm, mailFor, me, post, register, SUBJECTS, tokenDocs, to
 
 const ISSUER = 'chat-auth-api'
 const NEW_PASSWORD = 'a brand new password for the review'
+const THIRD_PASSWORD = 'the password set by a reset link'
 
 function base64url (value: unknown): string {
   return Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
@@ -707,8 +708,12 @@ t.test('item 15: auth events are logged once each, with request id and user id, 
   await loginForm(app, uniqueEmail('ghost'), 'a wrong password')
   await post(app, '/auth/change-password', { current_password: 'also wrong', new_password: NEW_PASSWORD }, bearer(token))
   await post(app, '/auth/change-password', { current_password: PASSWORD, new_password: NEW_PASSWORD }, bearer(token))
-  await post(app, '/auth/forgot-password', { email })
+  const link = await resetToken(app, smtp, email)
+  t.equal((await post(app, '/auth/reset-password', { token: link, new_password: THIRD_PASSWORD })).statusCode, 200)
   await me(app, 'not.a.token')
+  const fresh = bearer(await login(app, email, THIRD_PASSWORD))
+  t.equal((await app.inject({ method: 'DELETE', url: '/users/me', headers: fresh, payload: { password: 'not it' } })).statusCode, 401)
+  t.equal((await app.inject({ method: 'DELETE', url: '/users/me', headers: fresh, payload: { password: THIRD_PASSWORD } })).statusCode, 204)
 
   const events: Array<[string, boolean]> = [
     ['user registered', true],
@@ -718,11 +723,14 @@ t.test('item 15: auth events are logged once each, with request id and user id, 
     ['password change refused: wrong current password', true],
     ['password changed', true],
     ['password reset requested', true],
-    ['access token rejected', false]
+    ['password reset', true],
+    ['access token rejected', false],
+    ['account deletion refused: wrong password', true],
+    ['account deleted', true]
   ]
   for (const [msg, withUser] of events) {
     const lines = app.logs.lines.filter((l) => l.msg === msg)
-    t.equal(lines.length, 1, `"${msg}" once`)
+    t.equal(lines.length, msg === 'login succeeded' ? 2 : 1, `"${msg}" once (login: twice)`)
     const line = lines[0] ?? {}
     t.type(line.request_id, 'string', `"${msg}": request id`)
     if (withUser) t.equal(line.user_id, user.id, `"${msg}": user id`)
@@ -730,5 +738,21 @@ t.test('item 15: auth events are logged once each, with request id and user id, 
     t.equal(request?.req?.ip, '127.0.0.1', `"${msg}": the IP, on the request line of the same id`)
   }
   const text = app.logs.text()
-  for (const secret of [PASSWORD, NEW_PASSWORD, 'a wrong password', 'also wrong', token]) t.notOk(text.includes(secret), 'no secret in the log')
+  for (const secret of [PASSWORD, NEW_PASSWORD, THIRD_PASSWORD, 'a wrong password', 'also wrong', 'not it', token, link]) t.notOk(text.includes(secret), 'no secret in the log')
+})
+
+t.test('item 15: a blocked password check is logged, with the user id when the address has an account', async (t) => {
+  const app = await build(t, { LOGIN_MAX_FAILURES: '2' })
+  const { email, user } = await signUp(app)
+  const ghost = uniqueEmail('ghost')
+  for (const address of [email, ghost]) {
+    for (let i = 0; i < 2; i++) t.equal((await loginForm(app, address, 'a wrong password')).statusCode, 401)
+    t.equal((await loginForm(app, address, address === email ? PASSWORD : 'a wrong password')).statusCode, 429, 'blocked')
+  }
+  const lines = app.logs.lines.filter((l) => l.msg === 'password check blocked: too many failures')
+  t.equal(lines.length, 2, 'one line per blocked attempt')
+  t.equal(lines[0]?.user_id, user.id, 'the account\'s user id')
+  t.equal(lines[1]?.user_id, undefined, 'no user id for an unknown address')
+  for (const line of lines) t.type(line.request_id, 'string', 'request id')
+  t.notOk(app.logs.text().includes(ghost), 'no address in the log')
 })
