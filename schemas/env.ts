@@ -27,12 +27,12 @@ export const EnvSchema = Type.Object({
   MAIL_PORT: Int(465, 1, 65535),
   MAIL_USERNAME: OptionalStr(),
   MAIL_PASSWORD: OptionalStr(),
-  MAIL_FROM: Str('noreply@example.com'),
+  MAIL_FROM: Type.String({ default: 'noreply@example.com', format: 'email' }),
   MAIL_FROM_NAME: Str('Chat App'),
   MAIL_SECURE: Type.Optional(Type.Boolean({ description: 'implicit TLS; defaults to true when MAIL_PORT is 465' })),
 
-  VERIFICATION_TOKEN_EXPIRE_HOURS: Int(24, 1, 24 * 30),
-  RESET_TOKEN_EXPIRE_MINUTES: Int(60, 1, 24 * 60),
+  VERIFICATION_TOKEN_EXPIRE_HOURS: Int(24, 1, 24, 'at most 24: a verification link is a credential'),
+  RESET_TOKEN_EXPIRE_MINUTES: Int(60, 1, 60, 'at most 60: a reset link is a credential'),
   VERIFICATION_RESEND_SECONDS: Int(120, 0, 24 * 3600),
   FRONTEND_URL: Type.String({ default: 'http://localhost:3000', format: 'uri', pattern: '^https?://' }),
 

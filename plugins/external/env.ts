@@ -27,6 +27,12 @@ function describe (issue: AjvIssue): string {
   return `${name}: ${issue.message ?? 'invalid'}`
 }
 
+/** https, or a loopback host (a production build tried out locally). */
+function isHttpsOrLoopback (url: string): boolean {
+  const { protocol, hostname } = new URL(url)
+  return protocol === 'https:' || ['localhost', '127.0.0.1', '[::1]'].includes(hostname)
+}
+
 /** Cross-setting rules the schema cannot say. */
 function checkRules (config: Config): string[] {
   const problems: string[] = []
@@ -34,6 +40,12 @@ function checkRules (config: Config): string[] {
   if (config.ALGORITHM !== 'HS256') problems.push(`ALGORITHM: only HS256 is supported (got "${config.ALGORITHM}")`)
   if (config.SECRET_KEY === undefined && !relaxed) problems.push('SECRET_KEY: required outside development and tests')
   if (config.SECRET_KEY !== undefined && config.SECRET_KEY.length < 32) problems.push('SECRET_KEY: must be at least 32 characters')
+  if (config.NODE_ENV === 'production' && !isHttpsOrLoopback(config.FRONTEND_URL)) {
+    problems.push('FRONTEND_URL: must be https in production (mail links carry one-time tokens)')
+  }
+  if ((config.MAIL_USERNAME === undefined) !== (config.MAIL_PASSWORD === undefined)) {
+    problems.push('MAIL_USERNAME, MAIL_PASSWORD: set both or neither')
+  }
   if (config.MONGODB_URL === undefined) problems.push('MONGODB_URL: required (`npm run dev` starts an embedded database when it is unset)')
   if (config.ASSISTANT_PROVIDER === 'openai') {
     if (!config.ASSISTANT_BASE_URL) problems.push('ASSISTANT_BASE_URL: required when ASSISTANT_PROVIDER is openai (e.g. https://api.openai.com/v1)')

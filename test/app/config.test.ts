@@ -26,6 +26,35 @@ t.test('a SECRET_KEY under 32 characters is refused', async (t) => {
   t.match((error as Error).message, /SECRET_KEY: must be at least 32 characters/)
 })
 
+t.test('production refuses an http FRONTEND_URL off this machine; https and loopback pass', async (t) => {
+  const production = { NODE_ENV: 'production', SECRET_KEY: 'a-production-secret-of-32-characters!' }
+  const error = await bootError({ ...production, FRONTEND_URL: 'http://app.example.com' })
+  t.type(error, ConfigError)
+  t.strictSame((error as ConfigError).problems, ['FRONTEND_URL: must be https in production (mail links carry one-time tokens)'])
+  for (const url of ['https://app.example.com', 'http://localhost:3000', 'http://127.0.0.1:3000']) {
+    t.equal(await bootError({ ...production, FRONTEND_URL: url }), null, `${url} passes`)
+  }
+  t.equal(await bootError({ FRONTEND_URL: 'http://app.example.com' }), null, 'tests and development may use http')
+})
+
+t.test('mail settings: the sender must be an address, links live at most 60 min / 24 h', async (t) => {
+  const error = await bootError({ MAIL_FROM: 'not an address', RESET_TOKEN_EXPIRE_MINUTES: '120', VERIFICATION_TOKEN_EXPIRE_HOURS: '48' })
+  t.type(error, ConfigError)
+  const problems = (error as ConfigError).problems
+  for (const name of ['MAIL_FROM', 'RESET_TOKEN_EXPIRE_MINUTES', 'VERIFICATION_TOKEN_EXPIRE_HOURS']) {
+    t.ok(problems.some((p) => p.startsWith(`${name}:`)), `${name} is named`)
+  }
+  t.equal(problems.length, 3)
+})
+
+t.test('mail settings: a login needs both its parts', async (t) => {
+  for (const half of [{ MAIL_USERNAME: 'mailer' }, { MAIL_PASSWORD: 'secret' }]) {
+    const error = await bootError(half)
+    t.type(error, ConfigError)
+    t.strictSame((error as ConfigError).problems, ['MAIL_USERNAME, MAIL_PASSWORD: set both or neither'])
+  }
+})
+
 t.test('ALGORITHM other than HS256 is refused', async (t) => {
   const error = await bootError({ ALGORITHM: 'HS512' })
   t.match((error as Error).message, /ALGORITHM: only HS256 is supported/)
