@@ -19,12 +19,23 @@ interface TemplateSettings {
   resetMinutes: number
 }
 
+export function templateSettings (config: { FRONTEND_URL: string, VERIFICATION_TOKEN_EXPIRE_HOURS: number, RESET_TOKEN_EXPIRE_MINUTES: number }): TemplateSettings {
+  return { frontendUrl: config.FRONTEND_URL, verificationHours: config.VERIFICATION_TOKEN_EXPIRE_HOURS, resetMinutes: config.RESET_TOKEN_EXPIRE_MINUTES }
+}
+
+export const SUBJECTS: Record<Mail['kind'], string> = {
+  'verify-email': 'Verify your email address',
+  'email-verified': 'Email verification successful',
+  'reset-password': 'Password Reset Request',
+  'password-changed': 'Password Changed Successfully'
+}
+
 export function renderMail (mail: Mail, settings: TemplateSettings): RenderedMail {
   const base = settings.frontendUrl.replace(/\/+$/, '')
   switch (mail.kind) {
     case 'verify-email': {
       const link = `${base}/verify-email?token=${encodeURIComponent(mail.token)}`
-      return withLink('Verify your email address', link, [
+      return withLink(SUBJECTS['verify-email'], link, [
         'Welcome! Please confirm your email address by opening the link below.',
         `The link expires in ${settings.verificationHours} hours.`,
         'If you did not create an account, you can ignore this mail.'
@@ -32,18 +43,18 @@ export function renderMail (mail: Mail, settings: TemplateSettings): RenderedMai
     }
     case 'reset-password': {
       const link = `${base}/auth/reset-password/${encodeURIComponent(mail.token)}`
-      return withLink('Password Reset Request', link, [
+      return withLink(SUBJECTS['reset-password'], link, [
         'We received a request to reset your password. Open the link below to choose a new one.',
         `The link expires in ${settings.resetMinutes} minutes and works once.`,
         'If you did not ask for this, ignore this mail: your password stays unchanged.'
       ], 'Reset password')
     }
     case 'email-verified':
-      return plain('Email verification successful', [
+      return plain(SUBJECTS['email-verified'], [
         'Your email address has been verified. Thank you!'
       ])
     case 'password-changed':
-      return plain('Password Changed Successfully', [
+      return plain(SUBJECTS['password-changed'], [
         'The password of your account was just changed, and your other sessions were signed out.',
         'If this was not you, reset your password at once and contact support.'
       ])

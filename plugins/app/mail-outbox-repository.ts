@@ -1,10 +1,11 @@
 import fp from 'fastify-plugin'
 import type { Collection, ObjectId, UpdateFilter } from 'mongodb'
 import { isDuplicateKey } from '../../lib/database-errors.js'
-import type { Mail } from '../../lib/mail-templates.js'
+import type { Mail, RenderedMail } from '../../lib/mail-templates.js'
 
-export type MailStatus = 'pending' | 'sending' | 'sent' | 'failed' | 'abandoned'
-export type FinalStatus = Extract<MailStatus, 'sent' | 'failed' | 'abandoned'>
+/** `skipped`: a mail asked for anonymously that no account needed (unknown or already verified address). */
+export type MailStatus = 'pending' | 'sending' | 'sent' | 'failed' | 'abandoned' | 'skipped'
+export type FinalStatus = Extract<MailStatus, 'sent' | 'failed' | 'abandoned' | 'skipped'>
 
 export interface OutboxEntry {
   _id: ObjectId
@@ -15,6 +16,13 @@ export interface OutboxEntry {
   text?: string
   html?: string
   link?: string
+  /**
+   * Asked for anonymously (forgot-password, resend-verification): the worker looks up the account
+   * and issues the link when it sends, so the request does the same work for every address.
+   */
+  compose?: true
+  /** The request that asked for a composed mail, for its log line. */
+  request_id?: string
   status: MailStatus
   attempts: number
   created_at: Date
@@ -29,7 +37,7 @@ export interface OutboxEntry {
   finished_at: Date | null
 }
 
-export type NewMail = Pick<OutboxEntry, 'to' | 'kind' | 'subject' | 'text' | 'html' | 'link' | 'expires_at'>
+export type NewMail = Pick<OutboxEntry, 'to' | 'kind' | 'subject' | 'text' | 'html' | 'link' | 'expires_at' | 'compose' | 'request_id'>
 
 /**
  * One attempt at one entry, keyed by entry id and attempt number. FerretDB 1.x applies
@@ -45,7 +53,7 @@ interface ClaimDocument {
 }
 
 const isFinal = (status: MailStatus | null | undefined): status is FinalStatus =>
-  status === 'sent' || status === 'failed' || status === 'abandoned'
+  status === 'sent' || status === 'failed' || status === 'abandoned' || status === 'skipped'
 
 const claimId = (entry: OutboxEntry, attempt = entry.attempts) => `${entry._id.toHexString()}:${attempt}`
 
@@ -54,7 +62,7 @@ const heldBy = (entry: OutboxEntry) => ({ _id: entry._id, status: 'sending' as c
 
 /**
  * The mail outbox: requests record mails here, workers claim them with a lease, send, and record
- * the outcome. Every entry ends `sent`, `failed` or `abandoned`.
+ * the outcome. Every entry ends `sent`, `failed`, `abandoned` or `skipped`.
  */
 export function createMailOutboxRepository (outbox: Collection<OutboxEntry>, claims: Collection<ClaimDocument>) {
   async function takeDue (owner: string, leaseMs: number) {
@@ -131,6 +139,11 @@ export function createMailOutboxRepository (outbox: Collection<OutboxEntry>, cla
     },
 
     finish,
+
+    /** Stores the bodies of a composed mail, so a retry sends the same link. */
+    async setBody (entry: OutboxEntry, body: RenderedMail) {
+      await outbox.updateOne(heldBy(entry), { $set: { ...body }, $unset: { compose: '' } })
+    },
 
     /** Back to pending for another attempt at `at` (now, when handed back at shutdown). */
     async reschedule (entry: OutboxEntry, at: Date, lastError: string | null) {

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import { failureCode, isLoginFailure, isPermanentFailure, retryDelayMs } from '../../lib/mail-retry.js'
+import { renderMail, templateSettings } from '../../lib/mail-templates.js'
 import { logDelivery, SMTP_TIMEOUTS, smtpDelivery, type SmtpTimeouts } from '../../lib/mail-transports.js'
 import { withTimeout } from '../../lib/with-timeout.js'
+import type { LinkKind } from './link-mails.js'
 import type { OutboxEntry } from './mail-outbox-repository.js'
 
 export interface MailOutboxWorker {
@@ -30,7 +32,7 @@ const CLOSE_WAIT_MS = 5000
 
 type Outcome =
   | { status: 'sent' }
-  | { status: 'failed' | 'abandoned', reason: string, error: string | null }
+  | { status: 'failed' | 'abandoned' | 'skipped', reason: string, error: string | null }
   | { status: 'pending', at: Date, error: string | null, loginRefused?: boolean }
 
 /**
@@ -39,7 +41,8 @@ type Outcome =
  * outbox. At shutdown it stops claiming, lets running sends finish briefly, and hands the rest back.
  */
 export default fp(async function mailOutboxWorker (fastify, opts: MailOutboxWorkerOptions) {
-  const { config, mailOutboxRepository: outbox, databaseSetup } = fastify
+  const { config, mailOutboxRepository: outbox, linkMails, databaseSetup } = fastify
+  const settings = templateSettings(config)
   const log = fastify.log.child({ component: 'mail-outbox' })
   const owner = randomUUID()
   const leaseMs = config.MAIL_LEASE_SECONDS * 1000
@@ -111,14 +114,34 @@ export default fp(async function mailOutboxWorker (fastify, opts: MailOutboxWork
       // Nothing sends until someone fixes the settings: loud on every attempt, as a failed mail is.
       if (outcome.loginRefused) log.error(fields, 'the mail server refused our login (check MAIL_USERNAME and MAIL_PASSWORD); will retry')
       else log.warn(fields, 'mail not sent yet; will retry')
-    } else log.error({ mail_id: mailId, status: outcome.status, error: outcome.error }, `mail ${outcome.status}: ${outcome.reason}`)
+    } else if (outcome.status === 'skipped') log.debug({ mail_id: mailId }, `mail skipped: ${outcome.reason}`)
+    else log.error({ mail_id: mailId, status: outcome.status, error: outcome.error }, `mail ${outcome.status}: ${outcome.reason}`)
+  }
+
+  /** The entry ready to send: a composed mail gets its account's link now; null when no account needs it. */
+  async function compose (entry: OutboxEntry): Promise<OutboxEntry | null> {
+    if (!entry.compose) return entry
+    const found = await linkMails.compose(entry.to, entry.kind as LinkKind)
+    if (!found) return null
+    const body = renderMail(found.mail, settings)
+    await outbox.setBody(entry, body)
+    const event = entry.kind === 'reset-password' ? 'password reset requested' : 'verification mail requested'
+    log.info({ request_id: entry.request_id, user_id: found.userId.toHexString(), mail_id: entry._id.toHexString() }, event)
+    return { ...entry, ...body }
   }
 
   async function attempt (entry: OutboxEntry): Promise<Outcome> {
     if (entry.expires_at !== null && entry.expires_at <= new Date()) {
       return { status: 'abandoned', reason: 'its link expired before it could be sent', error: entry.last_error }
     }
-    const mail = { id: entry._id.toHexString(), to: entry.to, subject: entry.subject, text: entry.text ?? '', html: entry.html ?? '', link: entry.link }
+    let ready: OutboxEntry | null
+    try {
+      ready = await compose(entry)
+    } catch (error) {
+      return { status: 'pending', at: new Date(Date.now() + retryDelayMs(entry.attempts, config.MAIL_RETRY_BASE_SECONDS)), error: failureCode(error) }
+    }
+    if (!ready) return { status: 'skipped', reason: 'no account needs it', error: null }
+    const mail = { id: ready._id.toHexString(), to: ready.to, subject: ready.subject, text: ready.text ?? '', html: ready.html ?? '', link: ready.link }
     try {
       await deliver(mail, AbortSignal.any([cutOff.signal, AbortSignal.timeout(sendLimitMs)]))
       return { status: 'sent' }
@@ -149,4 +172,4 @@ export default fp(async function mailOutboxWorker (fastify, opts: MailOutboxWork
     cutOff.abort()
     await Promise.allSettled(sends)
   })
-}, { name: 'mail-outbox-worker', dependencies: ['env', 'database-setup', 'mail-outbox-repository'] })
+}, { name: 'mail-outbox-worker', dependencies: ['env', 'database-setup', 'mail-outbox-repository', 'link-mails'] })

@@ -1,9 +1,15 @@
 import fp from 'fastify-plugin'
-import { renderMail, type Mail } from '../../lib/mail-templates.js'
+import { renderMail, SUBJECTS, templateSettings, type Mail } from '../../lib/mail-templates.js'
+import type { LinkKind } from './link-mails.js'
 
 export interface Mailer {
   /** Records a mail in the outbox (durably, before returning) for the worker to send. */
   send (to: string, mail: Mail): Promise<void>
+  /**
+   * Records a link mail asked for anonymously: the worker issues the link if an account needs one,
+   * so the request does the same work whether or not the address has an account.
+   */
+  request (to: string, kind: LinkKind, requestId: string): Promise<void>
   /** Removes the mails to this address not sent yet (an account being deleted). */
   deleteFor (to: string): Promise<void>
 }
@@ -19,16 +25,9 @@ declare module 'fastify' {
  * sends it (or, without MAIL_SERVER, writes it to the log), retrying through outages and restarts.
  */
 export default fp(async function mailer (fastify) {
-  const { config, mailOutboxRepository: outbox, mailOutboxWorker: worker } = fastify
-  const settings = {
-    frontendUrl: config.FRONTEND_URL,
-    verificationHours: config.VERIFICATION_TOKEN_EXPIRE_HOURS,
-    resetMinutes: config.RESET_TOKEN_EXPIRE_MINUTES
-  }
-  const linkLifetimeMs: Partial<Record<Mail['kind'], number>> = {
-    'verify-email': config.VERIFICATION_TOKEN_EXPIRE_HOURS * 3_600_000,
-    'reset-password': config.RESET_TOKEN_EXPIRE_MINUTES * 60_000
-  }
+  const { config, mailOutboxRepository: outbox, mailOutboxWorker: worker, linkMails } = fastify
+  const settings = templateSettings(config)
+  const linkLifetimeMs: Partial<Record<Mail['kind'], number>> = linkMails.lifetimeMs
 
   fastify.decorate('mailer', {
     async send (to, mail) {
@@ -38,8 +37,13 @@ export default fp(async function mailer (fastify) {
       await outbox.add({ to, kind: mail.kind, subject, text, html, ...(link ? { link } : {}), expires_at: expiresAt })
       worker.wake()
     },
+    async request (to, kind, requestId) {
+      const expiresAt = new Date(Date.now() + linkMails.lifetimeMs[kind])
+      await outbox.add({ to, kind, subject: SUBJECTS[kind], compose: true, request_id: requestId, expires_at: expiresAt })
+      worker.wake()
+    },
     async deleteFor (to) {
       await outbox.deleteUnsent(to)
     }
   } satisfies Mailer)
-}, { name: 'mailer', dependencies: ['env', 'mail-outbox-repository', 'mail-outbox-worker'] })
+}, { name: 'mailer', dependencies: ['env', 'mail-outbox-repository', 'mail-outbox-worker', 'link-mails'] })

@@ -6,10 +6,12 @@ import { bodyProblemResponses, DetailSchema, ref } from '../../schemas/common.js
 
 /**
  * Resend-verification and forgot-password answer the same 200 whatever the address: unknown,
- * verified, throttled or not. Only the per-IP limiter (429) ever says anything else.
+ * verified, throttled or not. Only the per-IP limiter (429) ever says anything else. They do the
+ * same work for every address too (a throttle claim, an outbox entry): the outbox worker looks the
+ * account up and issues the link, so timing tells nothing either.
  */
 const emailRequests: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { usersRepository, mailThrottle, linkMails } = fastify
+  const { mailThrottle, mailer } = fastify
 
   const routeSchema = (operationId: string, summary: string) => ({
     tags: ['Auth'],
@@ -33,9 +35,7 @@ const emailRequests: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: routeSchema('resendVerification', 'Send the verification mail again')
   }, async (request) => {
     const email = addressOf(request)
-    const allowed = await mailThrottle.tryAcquire(email, 'verify-email')
-    const user = await usersRepository.findByEmail(email)
-    if (allowed && user && !user.is_verified) await linkMails.sendVerification(user._id, email)
+    if (await mailThrottle.tryAcquire(email, 'verify-email')) await mailer.request(email, 'verify-email', request.id)
     return { detail: GENERIC_VERIFICATION_DETAIL }
   })
 
@@ -45,12 +45,7 @@ const emailRequests: FastifyPluginAsyncTypebox = async (fastify) => {
     schema: routeSchema('forgotPassword', 'Send a password reset mail')
   }, async (request) => {
     const email = addressOf(request)
-    const allowed = await mailThrottle.tryAcquire(email, 'reset-password')
-    const user = await usersRepository.findByEmail(email)
-    if (allowed && user) {
-      await linkMails.sendPasswordReset(user._id, email)
-      request.log.info({ user_id: user._id.toHexString() }, 'password reset requested')
-    }
+    if (await mailThrottle.tryAcquire(email, 'reset-password')) await mailer.request(email, 'reset-password', request.id)
     return { detail: GENERIC_RESET_DETAIL }
   })
 }

@@ -7,7 +7,7 @@ import { bodyProblemResponses, ref } from '../../schemas/common.js'
 import { UserSchema } from '../../schemas/users.js'
 
 const register: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { passwordHasher, usersRepository, mailThrottle, linkMails, httpErrors } = fastify
+  const { passwordHasher, usersRepository, mailThrottle, linkMails, mailer, httpErrors } = fastify
 
   fastify.post('/register', {
     bodyLimit: AUTH_BODY_LIMIT,
@@ -32,7 +32,7 @@ const register: FastifyPluginAsyncTypebox = async (fastify) => {
     }
     request.log.info({ user_id: user.id }, 'user registered')
     await mailThrottle.record(email, 'verify-email')
-    await linkMails.sendVerification(new ObjectId(user.id), email)
+    await mailer.send(email, await linkMails.issue(new ObjectId(user.id), 'verify-email'))
     return reply.code(201).send(user)
   })
 }

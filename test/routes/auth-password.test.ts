@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { Test } from 'tap'
-import { build, login, PASSWORD, signUp, uniqueEmail, type TestApp } from '../helper.js'
+import { build, db, login, PASSWORD, signUp, uniqueEmail, type TestApp } from '../helper.js'
+import { entryWhen, outbox } from '../outbox.js'
 import { startSmtp, type TestSmtp } from '../smtp.js'
 import { allMailsAfterClose, bearer, loginForm, mailFor, me, post, SUBJECTS, tokenDocs, tokenOf, userDoc } from './auth-helpers.js'
 
@@ -109,6 +110,14 @@ t.test('POST /auth/forgot-password', async (t) => {
     t.equal((await userDoc(app, email))!.password_hash, hashBefore, 'the password is not touched')
     t.equal((await loginForm(app, email, PASSWORD)).statusCode, 200, 'the password still works')
     t.equal((await me(app, session)).statusCode, 200, 'sessions stay')
+
+    // The same work for both: each request recorded an entry; the worker found no account for one.
+    const strangers = await outbox(db(app)).find({ to: unknown }).toArray()
+    t.equal(strangers.length, 1, 'the unknown address got an outbox entry too')
+    const skipped = await entryWhen(db(app), unknown, (e) => e.status !== 'pending' && e.status !== 'sending', 10_000, 'the unknown address\'s entry')
+    t.equal(skipped.status, 'skipped', 'no account needs it: skipped')
+    t.notOk(skipped.link ?? skipped.text, 'no link was made for it')
+    t.equal((await outbox(db(app)).findOne({ to: email, kind: 'reset-password' }))?.status, 'sent')
 
     const again = await post(app, '/auth/forgot-password', { email })
     t.strictSame(again.json(), { detail: RESET_DETAIL }, 'a throttled request answers the same')

@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import { build, db, login, uniqueEmail } from '../helper.js'
+import { outbox, until } from '../outbox.js'
 import { startSmtp } from '../smtp.js'
 import { allMailsAfterClose, mailFor, me, post, register, SUBJECTS, tokenDocs, tokenOf, userDoc } from './auth-helpers.js'
 
@@ -163,6 +164,11 @@ t.test('POST /auth/resend-verification', async (t) => {
     const res = await post(app, '/auth/resend-verification', { email })
     t.equal(res.statusCode, 200)
     t.strictSame(res.json(), { detail: GENERIC_DETAIL })
+    const asked = await until(() => outbox(db(app)).findOne({ to: email, request_id: res.headers['x-request-id'] as string, status: { $in: ['sent', 'skipped'] } }),
+      10_000, 'the resend to be handled')
+    t.equal(asked.status, 'skipped', 'the request was recorded, and skipped: the address is verified')
+    const user = (await userDoc(app, email))!
+    t.equal((await tokenDocs(app, user._id, 'verify-email')).filter((d) => d.state === 'active').length, 0, 'no new link')
     const mails = await allMailsAfterClose(app, smtp, email)
     t.strictSame(mails.map((m) => m.subject), [SUBJECTS.verify, SUBJECTS.verified])
   })
