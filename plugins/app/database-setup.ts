@@ -32,9 +32,20 @@ export default fp(async function databaseSetup (fastify) {
 
   // A client whose first connection failed stays closed, so connecting is the first step, retried too.
   const connect = { name: 'connect', step: async () => { await fastify.mongo.client.connect() } }
+  // Retryable writes need a replica set (one node is enough); a standalone server works, with a warning.
+  const topology = {
+    name: 'topology',
+    step: async () => {
+      if (fastify.config.NODE_ENV !== 'production') return
+      const hello = await fastify.mongo.db!.admin().command({ hello: 1 })
+      if (!hello.setName && hello.msg !== 'isdbgrid') {
+        fastify.log.warn('MongoDB is not a replica set: writes are not retried across a failover; run it as a replica set (one node is enough)')
+      }
+    }
+  }
 
   async function runAll () {
-    for (const { name, step } of [connect, ...steps]) {
+    for (const { name, step } of [connect, topology, ...steps]) {
       while (!closing.signal.aborted) {
         try {
           await step()
@@ -66,7 +77,7 @@ export default fp(async function databaseSetup (fastify) {
     if (done || request.routeOptions.config?.withoutDatabase) return
     throw fastify.httpErrors.serviceUnavailable('Database not ready')
   })
-}, { name: 'database-setup', dependencies: ['sensible', 'mongodb'] })
+}, { name: 'database-setup', dependencies: ['env', 'sensible', 'mongodb'] })
 
 declare module 'fastify' {
   interface FastifyContextConfig {

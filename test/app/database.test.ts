@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { startFerretdb } from '../../scripts/ferretdb.js'
 import { buildApp } from '../../app.js'
-import { build, signUp, testEnv } from '../helper.js'
+import { build, signUp, TEST_SECRET, testEnv } from '../helper.js'
 
 /** SIGSTOP, then wait until the kernel shows the process stopped (delivery waits for it to run). */
 async function pause (pid: number) {
@@ -90,4 +90,13 @@ t.test('no database at boot: the service starts, answers 503, and becomes ready 
   t.ok(await eventually(async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 20_000), 'ready once the database is there')
   const late = await app.inject({ method: 'POST', url: '/auth/register', payload: { email: 'late@example.com', password: 'long enough password' } })
   t.equal(late.statusCode, 201)
+})
+
+t.test('production on a standalone server (not a replica set): starts, with one warning', async (t) => {
+  const warning = /^MongoDB is not a replica set/
+  const production = await build(t, { NODE_ENV: 'production', SECRET_KEY: TEST_SECRET })
+  t.equal(production.logs.lines.filter((l) => warning.test(String(l.msg)) && l.level === 40).length, 1, 'one warning (FerretDB answers hello without setName)')
+  t.equal((await production.inject({ url: '/health/ready' })).statusCode, 200, 'and it is ready')
+  const test = await build(t)
+  t.notOk(test.logs.lines.some((l) => warning.test(String(l.msg))), 'no warning outside production')
 })
