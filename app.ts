@@ -86,15 +86,15 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions) {
     return error
   })
   registerBodyParsing(fastify)
-
-  await fastify.register(AutoLoad, { dir: join(root, 'plugins/external'), options: opts, forceESM: true })
-  registerDraining(fastify)
-  await fastify.register(AutoLoad, { dir: join(root, 'plugins/app'), options: opts, forceESM: true })
-
+  // First of all hooks, so answers that plugins' hooks give early (429, 503) carry them too.
   fastify.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
     reply.header('cache-control', 'no-store')
   })
+
+  await fastify.register(AutoLoad, { dir: join(root, 'plugins/external'), options: opts, forceESM: true })
+  registerDraining(fastify)
+  await fastify.register(AutoLoad, { dir: join(root, 'plugins/app'), options: opts, forceESM: true })
 
   fastify.setErrorHandler((error: FastifyError & { issues?: unknown, headers?: Record<string, string> }, request, reply) => {
     const status = statusOf(error)

@@ -282,13 +282,32 @@ async function waitReady (port: number): Promise<number> {
   throw new Error(`the service on :${port} was not ready within 30 s (last GET /health/ready: ${last})`)
 }
 
-async function createUser (port: number, label: string): Promise<{ token: string, id: string }> {
+async function createUser (port: number, label: string): Promise<{ token: string, id: string, email: string }> {
   const email = `bench-${label}-${randomBytes(4).toString('hex')}@example.com`
   const registered = await api(port, 'POST', '/auth/register', { json: { email, password: PASSWORD } })
   if (registered.status !== 201) throw new Error(`register ${email}: ${registered.status} ${JSON.stringify(registered.body)}`)
   const login = await api(port, 'POST', '/auth/login', { form: { username: email, password: PASSWORD } })
   if (login.status !== 200 || typeof login.body.access_token !== 'string') throw new Error(`login ${email}: ${login.status} ${JSON.stringify(login.body)}`)
-  return { token: login.body.access_token, id: String(registered.body.id) }
+  return { token: login.body.access_token, id: String(registered.body.id), email }
+}
+
+/**
+ * Median latency of POST /auth/forgot-password for registered and unknown addresses, one request
+ * at a time, interleaved. The contract asks for similar timing; SECURITY.md item 28 for 20 %.
+ */
+async function forgotPasswordTiming (port: number, pairs = 50): Promise<{ known: number, unknown: number }> {
+  const known: string[] = []
+  for (let i = 0; i < pairs; i++) known.push((await createUser(port, `forgot${i}`)).email)
+  const times = { known: [] as number[], unknown: [] as number[] }
+  for (let i = 0; i < pairs; i++) {
+    for (const [kind, email] of [['known', known[i]!], ['unknown', `bench-nobody-${randomBytes(4).toString('hex')}@example.com`]] as const) {
+      const start = performance.now()
+      const answer = await api(port, 'POST', '/auth/forgot-password', { json: { email } })
+      times[kind].push(performance.now() - start)
+      if (answer.status !== 200) throw new Error(`forgot-password: ${answer.status} ${JSON.stringify(answer.body)}`)
+    }
+  }
+  return { known: median(times.known), unknown: median(times.unknown) }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -598,6 +617,7 @@ async function httpPhase (settings: ServiceSettings, mongodbUrl: string, databas
       }
     }
     const rssAfter = rssKb(servicePid)
+    const forgot = await forgotPasswordTiming(service.port)
     await sleep(1000)
     await Promise.all([bare.stop(), service.stop()])
     const log = await logErrors(service.logPath, readyAt)
@@ -648,6 +668,10 @@ async function httpPhase (settings: ServiceSettings, mongodbUrl: string, databas
     for (const row of costRows) lines.push(`| ${row.join(' | ')} |`)
     lines.push('')
     lines.push(`service RSS after the HTTP rounds: ${fmt(rssAfter / 1024, 1)} MB`)
+    const forgotRatio = forgot.known / forgot.unknown
+    lines.push('')
+    lines.push(`POST /auth/forgot-password, 50 + 50 interleaved, median: registered ${fmt(forgot.known, 1)} ms, unknown ${fmt(forgot.unknown, 1)} ms, ` +
+      `×${fmt(forgotRatio, 2)} (target 0.80–1.25: ${verdict(forgotRatio >= 0.8 && forgotRatio <= 1.25)})`)
     if (log.count) problems.push(`service logged ${log.count} error lines: ${[...log.kinds].slice(0, 4).map(([k, n]) => `${n}× "${k}"`).join('; ')}`)
     return { lines, problems }
   } finally {

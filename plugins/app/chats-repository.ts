@@ -332,8 +332,11 @@ export function createChatsRepository (chats: Collection<ChatDocument>, messages
     },
 
     /** Whether a reply is still being written by a live process (checkpointed since `staleBefore`). */
-    async isReplyLive (replyId: ObjectId, staleBefore: Date): Promise<boolean> {
-      return await messages.countDocuments({ _id: replyId, status: 'streaming', updated_at: { $gte: staleBefore } }, { limit: 1 }) > 0
+    /** Which of these replies are still streaming, checkpointed since `staleBefore` (one query). */
+    async liveReplies (replyIds: ObjectId[], staleBefore: Date): Promise<Set<string>> {
+      if (replyIds.length === 0) return new Set()
+      const live = await messages.find({ _id: { $in: replyIds }, status: 'streaming', updated_at: { $gte: staleBefore } }, { projection: { _id: 1 } }).toArray()
+      return new Set(live.map((reply) => reply._id.toHexString()))
     },
 
     /**

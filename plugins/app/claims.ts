@@ -45,6 +45,11 @@ export function createClaims (claims: Collection<ClaimDocument>) {
       return await claims.findOne({ _id: key, expires_at: { $gt: new Date() } })
     },
 
+    /** The claims on these keys, expired ones included (one query). */
+    async findAll (keys: string[]) {
+      return await claims.find({ _id: { $in: keys } }).toArray()
+    },
+
     async isClaimed (key: string): Promise<boolean> {
       return await claims.countDocuments({ _id: key, expires_at: { $gt: new Date() } }, { limit: 1 }) > 0
     },

@@ -20,12 +20,16 @@ declare module 'fastify' {
  * of a user is a claim (a unique key) naming the reply it streams. A slot whose reply no longer
  * checkpoints was left by a stopped process and is taken over; the claim's own expiry, past the
  * longest stream, is the last resort.
+ *
+ * One read finds the held slots, so a start inserts only into free ones (a duplicate key means a
+ * concurrent start was quicker), and a refused start costs two reads, whatever the limit.
  */
 export default fp(async function streamSlots (fastify) {
   const { claims, chatsRepository, config } = fastify
   const leaseMs = (config.MAX_STREAM_SECONDS + config.REPLY_STALE_SECONDS) * 1000
   const staleMs = config.REPLY_STALE_SECONDS * 1000
-  /** In random order, so concurrent starts seldom try the same free slot (n log n inserts to fill n, not n²/2). */
+
+  /** In random order, so concurrent starts seldom try the same free slot. */
   function slotKeys (userId: string) {
     const keys = Array.from({ length: config.MAX_STREAMS_PER_USER }, (_, i) => `stream-slot:${userId}:${i + 1}`)
     for (let i = keys.length - 1; i > 0; i--) {
@@ -35,24 +39,33 @@ export default fp(async function streamSlots (fastify) {
     return keys
   }
 
-  async function isAbandoned (claim: { owner?: string, created_at: Date }): Promise<boolean> {
+  /** Held slots that may be taken over: expired, or naming a reply that stopped checkpointing. */
+  async function reclaimable (held: Array<{ _id: string, owner?: string, created_at: Date, expires_at: Date }>) {
+    const now = Date.now()
+    const expired = held.filter((claim) => claim.expires_at.getTime() <= now)
     // A fresh slot's reply may not be stored yet.
-    if (!claim.owner || Date.now() - claim.created_at.getTime() < staleMs) return false
-    return !await chatsRepository.isReplyLive(new ObjectId(claim.owner), new Date(Date.now() - staleMs))
+    const settled = held.filter((claim) => claim.owner && claim.expires_at.getTime() > now && now - claim.created_at.getTime() >= staleMs)
+    const live = await chatsRepository.liveReplies(settled.map((claim) => new ObjectId(claim.owner)), new Date(now - staleMs))
+    return { expired, abandoned: settled.filter((claim) => !live.has(claim.owner!)) }
   }
 
   fastify.decorate('streamSlots', {
     async acquire (userId, replyId) {
       const owner = replyId.toHexString()
+      const until = () => new Date(Date.now() + leaseMs)
+      const hold = (key: string): ReleaseSlot => async () => { await claims.release(key, owner) }
       const keys = slotKeys(userId)
-      const held = (key: string): ReleaseSlot => async () => { await claims.release(key, owner) }
+      const held = await claims.findAll(keys)
+      const taken = new Set(held.map((claim) => claim._id))
       for (const key of keys) {
-        if (await claims.tryClaimWindow(key, new Date(Date.now() + leaseMs), owner)) return held(key)
+        if (!taken.has(key) && await claims.tryClaim(key, until(), owner)) return hold(key)
       }
-      for (const key of keys) {
-        const claim = await claims.find(key)
-        if (claim && await isAbandoned(claim) && await claims.release(key, claim.owner!) &&
-          await claims.tryClaim(key, new Date(Date.now() + leaseMs), owner)) return held(key)
+      const { expired, abandoned } = await reclaimable(held)
+      for (const claim of expired) {
+        if (await claims.tryClaimWindow(claim._id, until(), owner)) return hold(claim._id)
+      }
+      for (const claim of abandoned) {
+        if (await claims.release(claim._id, claim.owner!) && await claims.tryClaim(claim._id, until(), owner)) return hold(claim._id)
       }
       return null
     }

@@ -8,7 +8,7 @@ import { call, openStream, signUpOver, startService, whenReady } from './service
 const WORD_DELAY_MS = 250
 const STALE_SECONDS = 3
 
-t.test('kill -9 mid-stream, then a new process: its startup sweep ends the reply with the last checkpoint\'s text', async (t) => {
+t.test('kill -9 mid-stream, then a new process: its startup sweep ends the reply with the last checkpoint\'s text, and the dead stream\'s slot is taken over', async (t) => {
   const database = `test_crash_${process.pid}`
   const client = new MongoClient(await databaseUrl())
   t.teardown(async () => {
@@ -16,7 +16,7 @@ t.test('kill -9 mid-stream, then a new process: its startup sweep ends the reply
     await client.close()
   })
   const messages = client.db(database).collection('messages')
-  const env = { DATABASE_NAME: database, ASSISTANT_WORD_DELAY_MS: String(WORD_DELAY_MS), REPLY_STALE_SECONDS: String(STALE_SECONDS) }
+  const env = { DATABASE_NAME: database, ASSISTANT_WORD_DELAY_MS: String(WORD_DELAY_MS), REPLY_STALE_SECONDS: String(STALE_SECONDS), MAX_STREAMS_PER_USER: '1' }
 
   const first = await startService(t, env)
   await whenReady(first.port)
@@ -59,6 +59,12 @@ t.test('kill -9 mid-stream, then a new process: its startup sweep ends the reply
     [['user', message, undefined], ['assistant', saved, 'interrupted']], 'the user message and the partial reply')
   const list = await call(second.port, 'GET', '/chat/', undefined, auth)
   t.match(list.json()[0].last_message, { id: checkpoint!._id.toHexString(), status: 'interrupted', content: saved }, 'the chat list shows the reply as last message')
+
+  // The only slot of the user still names the dead stream's reply (its claim outlives the process).
+  t.equal(await client.db(database).collection<{ _id: string }>('claims').countDocuments({ _id: { $regex: '^stream-slot:' } }), 1, 'the dead stream\'s slot is still held')
+  const again = await openStream(second.port, auth, { message: 'and another one' })
+  t.ok(await again.ended, 'the user streams again: the abandoned slot was taken over')
+  t.equal(again.events().at(-1)?.data.status, 'complete')
 
   second.child.kill('SIGTERM')
   t.equal(await second.exited, 0, 'the second process stops cleanly')

@@ -24,6 +24,8 @@ t.test('per-IP rate limits (RATE_LIMIT_ENABLED)', async (t) => {
     t.strictSame(Object.keys(body).sort(), ['detail', 'request_id', 'status', 'title', 'type'])
     t.match(body, { status: 429, title: 'Too Many Requests', detail: /\S/ })
     t.notOk(limited.body.includes('access_token'))
+    t.equal(limited.headers['x-request-id'], body.request_id, 'X-Request-Id')
+    t.equal(limited.headers['cache-control'], 'no-store', 'no-store')
 
     const json = await post(app, '/auth/login', { email, password: PASSWORD })
     t.equal(json.statusCode, 429, 'the JSON form shares the bucket')

@@ -109,6 +109,8 @@ t.test('while the server closes: new requests get 503 problem+json with Retry-Af
     const body = JSON.parse(answer!.body)
     t.same(Object.keys(body).sort(), ['detail', 'request_id', 'status', 'title', 'type'], `${name}: the problem fields`)
     t.match(body, { type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'Service temporarily unavailable, retry shortly' })
+    t.equal(answer?.headers['x-request-id'], body.request_id, `${name}: X-Request-Id`)
+    t.equal(answer?.headers['cache-control'], 'no-store', `${name}: no-store`)
   }
   t.equal(live[1]?.status, 200, '/health/live still answers')
   t.same(JSON.parse(live[1]!.body), { status: 'ok' })
@@ -132,6 +134,8 @@ t.test('under pressure (heap above PRESSURE_MAX_HEAP_BYTES): 503 problem+json wi
     t.equal(res.headers['content-type'], PROBLEM)
     t.equal(res.headers['retry-after'], '5')
     t.match(res.json(), { type: 'about:blank', title: 'Service Unavailable', status: 503, detail: 'Service temporarily unavailable, retry shortly', request_id: String })
+    t.equal(res.headers['x-request-id'], res.json().request_id, 'X-Request-Id')
+    t.equal(res.headers['cache-control'], 'no-store', 'no-store')
   }
   for (const url of ['/health/live', '/health']) {
     const res = await app.inject({ url })
