@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import { ObjectId, type Collection } from 'mongodb'
 import { isDuplicateKey } from '../../lib/database-errors.js'
+import { findOwned } from '../../lib/by-id.js'
 import { parseObjectId } from '../../lib/object-id.js'
 import type { ContextMessage, Usage } from '../../lib/assistants/types.js'
 import type { Chat, ChatListItem, ChatSettings, Message, MessagePage, NewMessage, ReplyStatus, Role } from '../../schemas/chat.js'
@@ -155,7 +156,7 @@ export function createChatsRepository (chats: Collection<ChatDocument>, messages
   /** The caller's chat, or null (another user's, unknown or malformed id). */
   async function ownChat (userId: string, chatId: string) {
     const _id = parseObjectId(chatId)
-    return _id ? await chats.findOne({ _id, user_id: new ObjectId(userId) }, { projection: { _id: 1, system_prompt: 1, model: 1 } }) : null
+    return _id ? await findOwned(chats, _id, new ObjectId(userId), { _id: 1, system_prompt: 1, model: 1 }) : null
   }
 
   return {
@@ -197,21 +198,22 @@ export function createChatsRepository (chats: Collection<ChatDocument>, messages
     async get (userId: string, chatId: string): Promise<Chat | null> {
       const _id = parseObjectId(chatId)
       if (!_id) return null
-      const chat = await chats.findOne({ _id, user_id: new ObjectId(userId) }, { projection: chatListProjection })
+      const chat = await findOwned(chats, _id, new ObjectId(userId), chatListProjection)
       return chat ? { ...chatFields(chat), messages: await messagesOf(_id) } : null
     },
 
     /** Sets the given title, system prompt and model (a field left out keeps its value). */
     async update (userId: string, chatId: string, settings: ChatSettings): Promise<Chat | null> {
       const _id = parseObjectId(chatId)
-      if (!_id) return null
+      if (!_id || !await ownChat(userId, chatId)) return null
       // Named fields only: the body may carry others (ignored, as the original's pydantic did).
       const changes: Partial<ChatDocument> = { updated_at: new Date() }
       if (settings.title !== undefined) changes.title = settings.title
       if (settings.system_prompt !== undefined) changes.system_prompt = settings.system_prompt
       if (settings.model !== undefined) changes.model = settings.model
+      // The owner never changes, so the update needs only the id (FerretDB: see findOwned).
       const chat = await chats.findOneAndUpdate(
-        { _id, user_id: new ObjectId(userId) },
+        { _id },
         { $set: changes },
         { returnDocument: 'after' } // no projection: FerretDB 1.x refuses one on findAndModify
       )
@@ -226,8 +228,8 @@ export function createChatsRepository (chats: Collection<ChatDocument>, messages
 
     async delete (userId: string, chatId: string): Promise<boolean> {
       const _id = parseObjectId(chatId)
-      if (!_id) return false
-      const { deletedCount } = await chats.deleteOne({ _id, user_id: new ObjectId(userId) })
+      if (!_id || !await ownChat(userId, chatId)) return false
+      const { deletedCount } = await chats.deleteOne({ _id })
       if (deletedCount === 0) return false
       await messages.deleteMany({ chat_id: _id })
       return true
@@ -261,12 +263,12 @@ export function createChatsRepository (chats: Collection<ChatDocument>, messages
       }
 
       const _id = parseObjectId(chatId)
-      if (!_id) return null
+      if (!_id || !await ownChat(userId, chatId)) return null
       // FerretDB 1.x does not isolate concurrent $inc: two sends may draw the same positions, and
       // the unique (chat, seq) index refuses the second, which then draws again.
       for (let attempt = 1; ; attempt++) {
         const chat = await chats.findOneAndUpdate(
-          { _id, user_id: owner },
+          { _id }, // owned, checked above: the owner never changes
           { $inc: { message_count: 2 }, $set: { updated_at: now, last_message: lastMessage } },
           { returnDocument: 'after' } // no projection: FerretDB 1.x refuses one on findAndModify
         )
@@ -324,7 +326,7 @@ export function createChatsRepository (chats: Collection<ChatDocument>, messages
 
     /** A reply of the user's, for replaying an idempotent send; null once its chat is gone. */
     async findReply (userId: string, replyId: ObjectId): Promise<StoredReply | null> {
-      const reply = await messages.findOne({ _id: replyId, user_id: new ObjectId(userId) }, { projection: { chat_id: 1, content: 1, status: 1, error: 1 } })
+      const reply = await findOwned(messages, replyId, new ObjectId(userId), { chat_id: 1, content: 1, status: 1, error: 1 })
       if (!reply) return null
       const stored: StoredReply = { chatId: reply.chat_id, replyId: reply._id, content: reply.content, status: reply.status ?? 'complete' }
       if (reply.error !== undefined) stored.error = reply.error
@@ -370,8 +372,8 @@ export function createChatsRepository (chats: Collection<ChatDocument>, messages
       let seq = Number.MAX_SAFE_INTEGER
       if (before !== undefined) {
         const anchorId = parseObjectId(before)
-        const anchor = anchorId && await messages.findOne({ _id: anchorId, chat_id: chat._id }, { projection: { seq: 1 } })
-        if (!anchor) return 'no-message'
+        const anchor = anchorId && await messages.findOne({ _id: anchorId }, { projection: { seq: 1, chat_id: 1 } })
+        if (!anchor || !anchor.chat_id.equals(chat._id)) return 'no-message'
         seq = anchor.seq
       }
       const docs = await messages.find({ chat_id: chat._id, seq: { $lt: seq } }, { projection: messageProjection })

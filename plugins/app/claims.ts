@@ -41,17 +41,21 @@ export function createClaims (claims: Collection<ClaimDocument>) {
 
     tryClaim,
 
+    /** The live claim on `key`, if any. (Looked up by `_id` alone: see lib/by-id.ts.) */
     async find (key: string) {
-      return await claims.findOne({ _id: key, expires_at: { $gt: new Date() } })
+      const claim = await claims.findOne({ _id: key })
+      return claim && claim.expires_at > new Date() ? claim : null
     },
 
-    /** The claims on these keys, expired ones included (one query). */
+    /** The claims on these keys, expired ones included. */
     async findAll (keys: string[]) {
-      return await claims.find({ _id: { $in: keys } }).toArray()
+      const found = await Promise.all(keys.map((key) => claims.findOne({ _id: key })))
+      return found.filter((claim) => claim !== null)
     },
 
     async isClaimed (key: string): Promise<boolean> {
-      return await claims.countDocuments({ _id: key, expires_at: { $gt: new Date() } }, { limit: 1 }) > 0
+      const claim = await claims.findOne({ _id: key }, { projection: { expires_at: 1 } })
+      return claim !== null && claim.expires_at > new Date()
     },
 
     /** Claims `key` if it is free or its previous claim has expired (a window that has passed). */

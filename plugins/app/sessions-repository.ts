@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import fp from 'fastify-plugin'
 import { ObjectId, type Collection } from 'mongodb'
 import { parseObjectId } from '../../lib/object-id.js'
+import { findOwned } from '../../lib/by-id.js'
 import { createSealer, hashToken, newSecretToken, type Sealer } from '../../lib/secrets.js'
 import type { Claims } from './claims.js'
 
@@ -116,11 +117,12 @@ export function createSessionsRepository (sessions: Collection<SessionDocument>,
       const _id = parseObjectId(sessionId)
       const owner = parseObjectId(userId)
       if (!_id || !owner) return false
-      const found = await sessions.findOne({ _id, user_id: owner, ...active() }, { projection: { last_used_at: 1 } })
-      if (found && Date.now() - found.last_used_at.getTime() > TOUCH_INTERVAL_MS) {
+      const found = await findOwned(sessions, _id, owner, { last_used_at: 1, revoked_at: 1, expires_at: 1 })
+      if (!found || !isLive(found)) return false
+      if (Date.now() - found.last_used_at.getTime() > TOUCH_INTERVAL_MS) {
         sessions.updateOne({ _id }, { $set: { last_used_at: new Date() } }).catch(() => {})
       }
-      return found !== null
+      return true
     },
 
     async list (userId: string): Promise<Session[]> {
