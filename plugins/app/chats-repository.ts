@@ -426,18 +426,18 @@ export function createChatsRepository (chats: Collection<ChatDocument>, messages
       let swept = 0
       for (const { _id } of stale) {
         if (signal?.aborted) break
-        // The same condition again: a checkpoint or another instance's sweep may have come first.
-        const reply = await messages.findOneAndUpdate(
-          { _id, status: 'streaming', updated_at: { $lt: staleBefore } },
-          { $set: { status: 'interrupted', updated_at: new Date() } },
-          { returnDocument: 'after' }
-        )
-        if (!reply) continue
+        // Checked again by _id alone, then written by _id alone (FerretDB: see lib/by-id.ts). A
+        // checkpoint landing in between sets `streaming` again, and the stream's own final write
+        // always wins, so a race can only show a live reply as interrupted for a moment.
+        const reply = await messages.findOne({ _id })
+        if (!reply || reply.status !== 'streaming' || reply.updated_at >= staleBefore) continue
+        const ended = { ...reply, status: 'interrupted' as const, updated_at: new Date() }
+        await messages.updateOne({ _id }, { $set: { status: ended.status, updated_at: ended.updated_at } })
         swept++
-        await chats.updateOne(
-          { _id: reply.chat_id, $or: [{ 'last_message._id': reply._id }, { message_count: reply.seq }] },
-          { $set: { last_message: copyOf(reply) } }
-        )
+        const chat = await chats.findOne({ _id: reply.chat_id }, { projection: { message_count: 1, 'last_message._id': 1 } })
+        if (chat && (chat.last_message?._id.equals(reply._id) || chat.message_count === reply.seq)) {
+          await chats.updateOne({ _id: chat._id }, { $set: { last_message: copyOf(ended) } })
+        }
       }
       return swept
     },
