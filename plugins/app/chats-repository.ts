@@ -333,12 +333,12 @@ export function createChatsRepository (chats: Collection<ChatDocument>, messages
       return stored
     },
 
-    /** Whether a reply is still being written by a live process (checkpointed since `staleBefore`). */
-    /** Which of these replies are still streaming, checkpointed since `staleBefore` (one query). */
+    /** Which of these replies are still being written by a live process (checkpointed since `staleBefore`). */
     async liveReplies (replyIds: ObjectId[], staleBefore: Date): Promise<Set<string>> {
-      if (replyIds.length === 0) return new Set()
-      const live = await messages.find({ _id: { $in: replyIds }, status: 'streaming', updated_at: { $gte: staleBefore } }, { projection: { _id: 1 } }).toArray()
-      return new Set(live.map((reply) => reply._id.toHexString()))
+      // One lookup by _id each (FerretDB: see lib/by-id.ts); there are MAX_STREAMS_PER_USER at most.
+      const replies = await Promise.all(replyIds.map((_id) => messages.findOne({ _id }, { projection: { status: 1, updated_at: 1 } })))
+      const live = replies.filter((reply) => reply?.status === 'streaming' && reply.updated_at >= staleBefore)
+      return new Set(live.map((reply) => reply!._id.toHexString()))
     },
 
     /**
