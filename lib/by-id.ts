@@ -16,3 +16,19 @@ export async function findOwned<T extends { _id: ObjectId, user_id: ObjectId }> 
   const doc = await collection.findOne({ _id } as Filter<T>, options)
   return doc && doc.user_id.equals(owner) ? doc : null
 }
+
+/** Up to this many ids are read one lookup each; more are read with one `$in` query. */
+const SINGLE_LOOKUPS_UP_TO = 8
+
+/**
+ * The documents with these ids. A few ids are read one by one, in parallel: FerretDB 1.x scans the
+ * whole collection for `$in`. Many ids take one `$in` query, so one call never fills the pool.
+ */
+export async function findByIds<T extends Document, Id extends string | ObjectId> (
+  collection: Collection<T>, ids: Id[], projection?: Document
+): Promise<Array<WithId<T>>> {
+  const options = projection ? { projection } : {}
+  if (ids.length > SINGLE_LOOKUPS_UP_TO) return await collection.find({ _id: { $in: ids } } as Filter<T>, options).toArray()
+  const found = await Promise.all(ids.map((_id) => collection.findOne({ _id } as Filter<T>, options)))
+  return found.filter((doc) => doc !== null)
+}

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import { ObjectId, type Collection } from 'mongodb'
 import { isDuplicateKey } from '../../lib/database-errors.js'
-import { findOwned } from '../../lib/by-id.js'
+import { findByIds, findOwned } from '../../lib/by-id.js'
 import { parseObjectId } from '../../lib/object-id.js'
 import type { ContextMessage, Usage } from '../../lib/assistants/types.js'
 import type { Chat, ChatListItem, ChatSettings, Message, MessagePage, NewMessage, ReplyStatus, Role } from '../../schemas/chat.js'
@@ -335,10 +335,9 @@ export function createChatsRepository (chats: Collection<ChatDocument>, messages
 
     /** Which of these replies are still being written by a live process (checkpointed since `staleBefore`). */
     async liveReplies (replyIds: ObjectId[], staleBefore: Date): Promise<Set<string>> {
-      // One lookup by _id each (FerretDB: see lib/by-id.ts); there are MAX_STREAMS_PER_USER at most.
-      const replies = await Promise.all(replyIds.map((_id) => messages.findOne({ _id }, { projection: { status: 1, updated_at: 1 } })))
-      const live = replies.filter((reply) => reply?.status === 'streaming' && reply.updated_at >= staleBefore)
-      return new Set(live.map((reply) => reply!._id.toHexString()))
+      const replies = await findByIds(messages, replyIds, { status: 1, updated_at: 1 })
+      const live = replies.filter((reply) => reply.status === 'streaming' && reply.updated_at >= staleBefore)
+      return new Set(live.map((reply) => reply._id.toHexString()))
     },
 
     /**

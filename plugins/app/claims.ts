@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { Collection } from 'mongodb'
 import { isDuplicateKey } from '../../lib/database-errors.js'
+import { findByIds } from '../../lib/by-id.js'
 
 interface ClaimDocument {
   _id: string
@@ -49,8 +50,7 @@ export function createClaims (claims: Collection<ClaimDocument>) {
 
     /** The claims on these keys, expired ones included. */
     async findAll (keys: string[]) {
-      const found = await Promise.all(keys.map((key) => claims.findOne({ _id: key })))
-      return found.filter((claim) => claim !== null)
+      return await findByIds(claims, keys)
     },
 
     async isClaimed (key: string): Promise<boolean> {

@@ -40,7 +40,8 @@ export default fp(async function mailer (fastify) {
     async request (to, kind, requestId) {
       const expiresAt = new Date(Date.now() + linkMails.lifetimeMs[kind])
       await outbox.add({ to, kind, subject: SUBJECTS[kind], compose: true, request_id: requestId, expires_at: expiresAt })
-      worker.wake()
+      // No wake-up: the next poll (within a second) composes it, so the account lookup and the link
+      // never overlap this request and its timing.
     },
     async deleteFor (to) {
       await outbox.deleteUnsent(to)

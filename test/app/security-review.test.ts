@@ -407,6 +407,7 @@ t.test('item 29: five forgot-password requests: five identical answers, one rese
   const fromOther = await post(other, '/auth/forgot-password', { email })
   t.equal(fromOther.body, answers[0]!.body, 'another instance answers the same')
   t.equal(await outbox(db(app)).countDocuments({ to: email, kind: 'reset-password' }), 1, 'one reset mail recorded in all')
+  await until(() => outbox(db(app)).findOne({ to: email, kind: 'reset-password', status: 'sent' }), 10_000, 'the reset mail to go out')
   t.equal(await db(app).collection('one_time_tokens').countDocuments({ purpose: 'reset-password' }), 1, 'one reset token')
 })
 
