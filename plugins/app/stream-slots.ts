@@ -21,8 +21,9 @@ declare module 'fastify' {
  * checkpoints was left by a stopped process and is taken over; the claim's own expiry, past the
  * longest stream, is the last resort.
  *
- * One read finds the held slots, so a start inserts only into free ones (a duplicate key means a
- * concurrent start was quicker), and a refused start costs two reads, whatever the limit.
+ * The held slots are read first (lib/by-id.ts `findByIds`), so a start inserts only into free
+ * ones (a duplicate key means a concurrent start was quicker), and a refused start inserts nothing:
+ * it reads the slots and their replies.
  */
 export default fp(async function streamSlots (fastify) {
   const { claims, chatsRepository, config } = fastify
