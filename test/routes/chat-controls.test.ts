@@ -10,8 +10,10 @@ import type { Test } from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import { ObjectId } from 'mongodb'
 import { build, db, login, signUp, type TestApp } from '../helper.js'
+import { until } from '../outbox.js'
 import { assertProblem, assertValidation } from '../problems.js'
 import { named, openSse, parseSse, textEvents, textOf, type Headers, type SseEvent } from '../sse.js'
+import { createChat, stream } from './chat-helpers.js'
 
 const hex24 = /^[0-9a-f]{24}$/
 const SLOW_ERROR = 'The reply took too long and was stopped'
@@ -46,16 +48,6 @@ function assertStreamShape (t: Test, events: SseEvent[], expect: { status: strin
   return { start, done, text: textOf(events) }
 }
 
-async function createChat (app: TestApp, headers: Headers, payload: Record<string, unknown> = {}) {
-  const res = await app.inject({ method: 'POST', url: '/chat/', headers, payload })
-  if (res.statusCode !== 201) throw new Error(`create failed: ${res.statusCode} ${res.body}`)
-  return res.json()
-}
-
-async function stream (app: TestApp, headers: Headers, payload: Record<string, unknown>) {
-  return await app.inject({ method: 'POST', url: '/chat/stream', headers, payload })
-}
-
 async function regenerate (app: TestApp, headers: Headers, chatId: string) {
   return await app.inject({ method: 'POST', url: `/chat/${chatId}/regenerate`, headers })
 }
@@ -87,23 +79,7 @@ async function countOf (app: TestApp, userId: string) {
 
 /** The stored reply once it is no longer `streaming` (bounded wait). */
 async function settledReply (app: TestApp, replyId: string) {
-  let reply = null
-  for (let i = 0; i < 100; i++) {
-    reply = await messages(app).findOne({ _id: new ObjectId(replyId) })
-    if (reply && reply.status !== 'streaming') break
-    await sleep(50)
-  }
-  return reply
-}
-
-/** How many of the user's stream slots are held, once that number is `want` (bounded wait). */
-async function heldSlots (app: TestApp, userId: string, want: number) {
-  let held = await slotsOf(app, userId)
-  for (let i = 0; i < 100 && held !== want; i++) {
-    await sleep(50)
-    held = await slotsOf(app, userId)
-  }
-  return held
+  return await until(() => messages(app).findOne({ _id: new ObjectId(replyId), status: { $ne: 'streaming' } }), 5000, `reply ${replyId} to end`)
 }
 
 /** The app on a real port (listening once, however often asked). */
@@ -377,7 +353,7 @@ t.test('MAX_STREAMS_PER_USER: a fourth live stream of a user is 429 and stores n
   const again = await eventually(() => stream(app, alice.headers, { message: 'room again' }), 200)
   t.equal(again.statusCode, 200, 'the user can stream again')
   for (const { start } of open) t.equal((await settledReply(app, start.message_id))?.status, 'interrupted', 'the open streams were stored interrupted')
-  t.equal(await heldSlots(app, alice.user.id, 0), 0, 'and their slots given back')
+  t.ok(await until(async () => await slotsOf(app, alice.user.id) === 0, 5000, 'the slots to be given back'), 'and their slots given back')
   const three = await Promise.all([1, 2, 3].map(() => stream(app, alice.headers, { message: 'all three slots' })))
   t.same(three.map((r) => r.statusCode), [200, 200, 200], 'all three slots are free')
   t.equal(await slotsOf(app, alice.user.id), 0, 'a slot is given back before done is sent')

@@ -5,21 +5,12 @@ import { ObjectId } from 'mongodb'
 import { build, db, signUp, type TestApp } from '../helper.js'
 import { assertProblem, assertValidation } from '../problems.js'
 import { parseSse, readThenDisconnect, replyOf, textEvents, type Headers } from '../sse.js'
+import { createChat, stream } from './chat-helpers.js'
 
 const ChatKeys = ['created_at', 'id', 'messages', 'model', 'system_prompt', 'title', 'updated_at', 'user_id']
 const ListItemKeys = ['created_at', 'id', 'last_message', 'model', 'system_prompt', 'title', 'updated_at', 'user_id']
 const hex24 = /^[0-9a-f]{24}$/
 const isoDate = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
-
-async function createChat (app: TestApp, headers: Headers, payload: Record<string, unknown> = {}) {
-  const res = await app.inject({ method: 'POST', url: '/chat/', headers, payload })
-  if (res.statusCode !== 201) throw new Error(`create failed: ${res.statusCode} ${res.body}`)
-  return res.json()
-}
-
-async function stream (app: TestApp, headers: Headers, payload: Record<string, unknown>) {
-  return await app.inject({ method: 'POST', url: '/chat/stream', headers, payload })
-}
 
 async function listChats (app: TestApp, headers: Headers, query = '') {
   return await app.inject({ url: `/chat/${query}`, headers })
