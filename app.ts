@@ -96,7 +96,7 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions) {
   registerDraining(fastify)
   await fastify.register(AutoLoad, { dir: join(root, 'plugins/app'), options: opts, forceESM: true })
 
-  fastify.setErrorHandler((error: FastifyError & { issues?: unknown, headers?: Record<string, string> }, request, reply) => {
+  fastify.setErrorHandler((error: FastifyError & { issues?: unknown, headers?: Record<string, string>, expose?: boolean }, request, reply) => {
     const status = statusOf(error)
     // A database that cannot answer is an operational condition, not a bug: no stack, no error level.
     if (status === 503) request.log.warn({ status, reason: error.message }, 'service unavailable')
@@ -116,7 +116,8 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions) {
       reply.header('retry-after', '5')
       return reply.send(problem(503, 'Service temporarily unavailable, retry shortly', request.id))
     }
-    if (status >= 500) return reply.send(problem(status, 'Internal Server Error', request.id))
+    // A 5xx says nothing of its cause unless its error is meant for the client (the assistant's 502).
+    if (status >= 500 && error.expose !== true) return reply.send(problem(status, 'Internal Server Error', request.id))
     return reply.send(problem(status, detailFor(error, status), request.id))
   })
 

@@ -15,7 +15,7 @@ export default fp(async function accountDeletion (fastify) {
   const { sessionsRepository, liveStreams, chatsRepository, oneTimeTokens, mailer, loginThrottle, usersRepository } = fastify
   fastify.decorate('accountDeletion', {
     async delete (userId: ObjectId, email: string) {
-      liveStreams.endSessions(await sessionsRepository.revokeAll(userId))
+      await liveStreams.endSessions(userId.toHexString(), await sessionsRepository.revokeAll(userId))
       await chatsRepository.deleteAllOf(userId)
       await oneTimeTokens.deleteAllOf(userId)
       await mailer.deleteFor(email)

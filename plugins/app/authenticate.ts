@@ -6,6 +6,17 @@ declare module 'fastify' {
     /** onRequest hook for protected routes: a valid access token of a live session, or 401. */
     authenticate (request: FastifyRequest, reply: FastifyReply): Promise<void>
   }
+  interface FastifyRequest {
+    /**
+     * On routes with `config.deferSessionCheck`: the session check, started by `authenticate` and
+     * awaited by the handler (alongside its own first database work). It rejects with the 401.
+     */
+    sessionCheck?: Promise<void>
+  }
+  interface FastifyContextConfig {
+    /** The handler awaits `request.sessionCheck` itself (chat turns: one round trip with the stream slot). */
+    deferSessionCheck?: boolean
+  }
 }
 
 /** The original's 401 for any token that does not stand: bad, expired, revoked, or its user gone. */
@@ -28,6 +39,7 @@ export default fp(async function authenticate (fastify) {
     return httpErrors.createError(401, 'Not authenticated', { headers: { 'www-authenticate': 'Bearer' } })
   }
 
+  fastify.decorateRequest('sessionCheck', undefined)
   fastify.decorate('authenticate', async function (request: FastifyRequest) {
     const header = request.headers.authorization
     const [scheme, token] = header?.split(' ') ?? []
@@ -38,9 +50,13 @@ export default fp(async function authenticate (fastify) {
       request.log.info('access token rejected')
       throw new InvalidTokenError()
     }
-    if (!await sessionsRepository.isActive(request.user.sessionId, request.user.id)) {
+    const check = sessionsRepository.isActive(request.user.sessionId, request.user.id).then((active) => {
+      if (active) return
       request.log.info('access token of an ended session')
       throw new InvalidTokenError()
-    }
+    })
+    if (!request.routeOptions.config.deferSessionCheck) return await check
+    check.catch(() => {}) // the handler awaits it
+    request.sessionCheck = check
   })
 }, { name: 'authenticate', dependencies: ['jwt', 'sensible', 'sessions-repository'] })

@@ -7,6 +7,9 @@ interface ClaimDocument {
   _id: string
   /** What the claim was made for (e.g. the session of a rotated refresh token). */
   owner?: string
+  /** Stream slots: the instance and session of the stream holding it. */
+  instance?: string
+  session?: string
   created_at: Date
   expires_at: Date
 }
@@ -19,10 +22,12 @@ const SWEEP_INTERVAL_MS = 10 * 60_000
  * enough there: FerretDB 1.x applies concurrent filtered updates of one document without isolation,
  * so several callers can all "win" the same `{ state: 'active' }` match.
  */
+export type ClaimDetails = Pick<ClaimDocument, 'instance' | 'session'>
+
 export function createClaims (claims: Collection<ClaimDocument>) {
-  async function tryClaim (key: string, expiresAt: Date, owner?: string): Promise<boolean> {
+  async function tryClaim (key: string, expiresAt: Date, owner?: string, details: ClaimDetails = {}): Promise<boolean> {
     try {
-      await claims.insertOne({ _id: key, created_at: new Date(), expires_at: expiresAt, ...(owner === undefined ? {} : { owner }) })
+      await claims.insertOne({ _id: key, created_at: new Date(), expires_at: expiresAt, ...(owner === undefined ? {} : { owner }), ...details })
       return true
     } catch (error) {
       if (isDuplicateKey(error)) return false
@@ -59,10 +64,10 @@ export function createClaims (claims: Collection<ClaimDocument>) {
     },
 
     /** Claims `key` if it is free or its previous claim has expired (a window that has passed). */
-    async tryClaimWindow (key: string, expiresAt: Date, owner?: string): Promise<boolean> {
-      if (await tryClaim(key, expiresAt, owner)) return true
+    async tryClaimWindow (key: string, expiresAt: Date, owner?: string, details?: ClaimDetails): Promise<boolean> {
+      if (await tryClaim(key, expiresAt, owner, details)) return true
       const { deletedCount } = await claims.deleteOne({ _id: key, expires_at: { $lte: new Date() } })
-      return deletedCount > 0 && await tryClaim(key, expiresAt, owner)
+      return deletedCount > 0 && await tryClaim(key, expiresAt, owner, details)
     },
 
     /** Gives up `key` if `owner` still holds it; true when this call removed it. */

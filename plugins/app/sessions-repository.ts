@@ -41,6 +41,8 @@ export type Rotation =
 
 /** Parallel refreshes with one token (tabs, retries) within this time share one rotation. */
 export const REFRESH_REUSE_GRACE_MS = 10_000
+/** How often expired and revoked sessions are deleted. */
+const PRUNE_INTERVAL_MS = 10 * 60_000
 /** last_used_at is refreshed at most this often by ordinary requests. */
 const TOUCH_INTERVAL_MS = 60_000
 
@@ -74,6 +76,7 @@ export function createSessionsRepository (sessions: Collection<SessionDocument>,
     async ensureIndexes () {
       await sessions.createIndex({ user_id: 1, revoked_at: 1 }, { name: 'user_sessions' })
       await sessions.createIndex({ refresh_hash: 1 }, { unique: true, name: 'refresh_hash_unique' })
+      await sessions.createIndex({ expires_at: 1 }, { name: 'expiry' })
     },
 
     async create (userId: ObjectId, origin: SessionOrigin): Promise<{ sessionId: ObjectId, refreshToken: string }> {
@@ -156,12 +159,12 @@ export function createSessionsRepository (sessions: Collection<SessionDocument>,
       return ids.map((id) => id.toHexString())
     },
 
-    /** The ids among these that are no longer live sessions (revoked, expired or deleted). */
-    async findEnded (sessionIds: string[]): Promise<string[]> {
-      const ids = sessionIds.map(parseObjectId).filter((id): id is ObjectId => id !== null)
-      const live = await sessions.find({ _id: { $in: ids }, ...active() }, { projection: { _id: 1 } }).toArray()
-      const alive = new Set(live.map((s) => s._id.toHexString()))
-      return sessionIds.filter((id) => !alive.has(id))
+    /** Deletes expired and revoked sessions: they can never be used again. */
+    async prune () {
+      const now = new Date()
+      const expired = await sessions.deleteMany({ expires_at: { $lte: now } })
+      const revoked = await sessions.deleteMany({ revoked_at: { $lte: now } })
+      return expired.deletedCount + revoked.deletedCount
     },
 
     async deleteAllOf (userId: ObjectId) {
@@ -186,5 +189,13 @@ export default fp(async function sessionsRepository (fastify) {
     fastify.mongo.db!.collection<SessionDocument>('sessions'), fastify.claims, sealer, REFRESH_TOKEN_EXPIRE_DAYS * 86_400_000
   )
   fastify.databaseSetup.add('sessions indexes', () => repository.ensureIndexes())
+  const timer = setInterval(() => {
+    if (!fastify.databaseSetup.done) return
+    repository.prune()
+      .then((pruned) => { if (pruned > 0) fastify.log.info({ pruned }, 'expired and revoked sessions deleted') })
+      .catch((error: Error) => fastify.log.warn({ err: { message: error.message } }, 'session pruning failed'))
+  }, PRUNE_INTERVAL_MS)
+  timer.unref()
+  fastify.addHook('onClose', async () => { clearInterval(timer) })
   fastify.decorate('sessionsRepository', repository)
 }, { name: 'sessions-repository', dependencies: ['mongodb', 'database-setup', 'claims'] })

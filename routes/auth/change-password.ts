@@ -35,7 +35,7 @@ const changePassword: FastifyPluginAsyncTypebox = async (fastify) => {
     if (current === next) throw httpErrors.badRequest('New password must be different from current password')
 
     await usersRepository.setPasswordHash(user._id, await passwordHasher.hash(next))
-    liveStreams.endSessions(await sessionsRepository.revokeAll(user._id, request.user.sessionId))
+    await liveStreams.endSessions(request.user.id, await sessionsRepository.revokeAll(user._id, request.user.sessionId))
     await oneTimeTokens.voidActive(user._id, 'reset-password')
     await mailer.send(user.email, { kind: 'password-changed' })
     request.log.info({ user_id: request.user.id }, 'password changed')

@@ -19,7 +19,7 @@ const resetPassword: FastifyPluginAsyncTypebox = async (fastify) => {
     const userId = await oneTimeTokens.consume(token, 'reset-password')
     if (!userId) throw invalidToken()
     await usersRepository.setPasswordHash(userId, hash)
-    liveStreams.endSessions(await sessionsRepository.revokeAll(userId))
+    await liveStreams.endSessions(userId.toHexString(), await sessionsRepository.revokeAll(userId))
     await oneTimeTokens.voidActive(userId, 'reset-password')
     const email = await usersRepository.emailOf(userId)
     if (email) await mailer.send(email, { kind: 'password-changed' })

@@ -27,7 +27,7 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
     const rotation = await sessionsRepository.rotate(request.body.refresh_token)
     if (rotation.outcome === 'reused') {
       request.log.warn({ user_id: rotation.userId.toHexString(), session_id: rotation.sessionId.toHexString() }, 'rotated refresh token reused: session revoked')
-      liveStreams.endSessions([rotation.sessionId.toHexString()])
+      await liveStreams.endSessions(rotation.userId.toHexString(), [rotation.sessionId.toHexString()])
     }
     if (rotation.outcome !== 'rotated') throw httpErrors.unauthorized('Invalid or expired refresh token')
     return await fastify.sessionTokens(reply, rotation.userId, rotation.sessionId, rotation.refreshToken)
@@ -45,7 +45,7 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request, reply) => {
     await sessionsRepository.revoke(request.user.id, request.user.sessionId)
-    liveStreams.endSessions([request.user.sessionId])
+    await liveStreams.endSessions(request.user.id, [request.user.sessionId])
     request.log.info({ user_id: request.user.id, session_id: request.user.sessionId }, 'logged out')
     return reply.code(204).send(null)
   })
@@ -61,7 +61,7 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request, reply) => {
     const ended = await sessionsRepository.revokeAll(fastify.mongo.ObjectId.createFromHexString(request.user.id))
-    liveStreams.endSessions(ended)
+    await liveStreams.endSessions(request.user.id, ended)
     request.log.info({ user_id: request.user.id, sessions: ended.length }, 'logged out everywhere')
     return reply.code(204).send(null)
   })

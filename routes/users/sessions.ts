@@ -32,7 +32,7 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const { session_id: sessionId } = request.params
     if (!await sessionsRepository.revoke(request.user.id, sessionId)) throw httpErrors.notFound('Session not found')
-    liveStreams.endSessions([sessionId])
+    await liveStreams.endSessions(request.user.id, [sessionId])
     request.log.info({ user_id: request.user.id, session_id: sessionId }, 'session ended by its user')
     return reply.code(204).send(null)
   })

@@ -1,131 +1,140 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { ObjectId } from 'mongodb'
-import { CHECKPOINT_CHARS, CHECKPOINT_INTERVAL_MS } from '../../plugins/app/chats-repository.js'
-import { build, db, signUp } from '../helper.js'
+import { build, databaseUrl, db, signUp, type TestApp } from '../helper.js'
+import { startDatabaseProxy } from '../database-proxy.js'
+import { until } from '../outbox.js'
+import { parseSse, textOf } from '../sse.js'
 
 const STALE_SECONDS = 3
 
-t.test('checkpoints: about one write a second while streaming, and another instance\'s sweeps leave the live reply alone', async (t) => {
-  const app = await build(t, { ASSISTANT_WORD_DELAY_MS: '300' })
-  const alice = await signUp(app)
-  const messages = db(app).collection('messages')
+const messages = (app: TestApp) => db(app).collection('messages')
 
-  const streamed = app.inject({ method: 'POST', url: '/chat/stream', headers: alice.headers, payload: { message: 'a slow one' } })
-  let reply = null
-  while (!reply) reply = await messages.findOne({ role: 'assistant' })
+t.test('checkpoints: one batched write per REPLY_CHECKPOINT_SECONDS for all streaming replies, each saving more; another instance\'s sweeps leave them alone', async (t) => {
+  const app = await build(t, { ASSISTANT_WORD_DELAY_MS: '300', REPLY_CHECKPOINT_SECONDS: '1' })
+  const alice = await signUp(app)
+  const streamed = Promise.all([1, 2, 3].map((i) =>
+    app.inject({ method: 'POST', url: '/chat/stream', headers: alice.headers, payload: { message: `slow one ${i}` } })))
+  await until(async () => await messages(app).countDocuments({ role: 'assistant' }) === 3, 5000, 'three replies')
   // A second instance on the same database, sweeping at startup and every STALE_SECONDS.
   const other = await build(t, { DATABASE_NAME: app.env.DATABASE_NAME!, REPLY_STALE_SECONDS: String(STALE_SECONDS) })
 
-  const seen = new Map<number, string>() // updated_at → content, as polled while streaming
+  const seen = new Map<string, Map<number, string>>() // reply → updated_at → content, polled while streaming
   const deadline = Date.now() + 20_000 // 40 words at 300 ms: 12 s at most
-  while (reply?.status === 'streaming' && Date.now() < deadline) {
-    seen.set(reply.updated_at.getTime(), reply.content)
+  for (;;) {
+    const replies = await messages(app).find({ role: 'assistant' }).toArray()
+    for (const r of replies) if (r.status === 'streaming' && r.content) (seen.get(r._id.toHexString()) ?? seen.set(r._id.toHexString(), new Map()).get(r._id.toHexString())!).set(r.updated_at.getTime(), r.content)
+    if (replies.every((r) => r.status !== 'streaming') || Date.now() > deadline) break
     await sleep(50)
-    reply = await messages.findOne({ _id: reply._id })
   }
-  const res = await streamed
-  reply = await messages.findOne({ _id: reply!._id })
-  const pieces = res.body.split('\n\n').filter((e) => e.startsWith('data: ')).map((e) => JSON.parse(e.slice(6)).text as string)
-
-  t.equal(reply?.status, 'complete', 'the reply ended complete: no sweep took it for abandoned')
-  t.equal(reply?.content, pieces.join(''), 'with every piece streamed')
+  const bodies = await streamed
+  for (const res of bodies) {
+    const text = textOf(parseSse(res.body))
+    const stored = await messages(app).findOne({ content: text, role: 'assistant' })
+    t.equal(stored?.status, 'complete', 'the reply ended complete, with every piece streamed: no sweep took it for abandoned')
+  }
   t.notMatch(other.logs.text(), /stale streaming replies marked interrupted/, 'the other instance swept nothing')
 
-  const writes = [...seen.keys()].sort((a, b) => a - b)
-  const gaps = writes.slice(1).map((at, i) => at - writes[i]!)
-  t.ok(writes.length >= 5, `${writes.length} checkpoints seen for ${pieces.length} pieces over ${((writes.at(-1)! - writes[0]!) / 1000).toFixed(1)} s`)
-  t.ok(gaps.slice(1).every((gap) => gap >= CHECKPOINT_INTERVAL_MS * 0.8 && gap <= CHECKPOINT_INTERVAL_MS * 1.6),
-    `a write about every second: ${gaps.join(', ')} ms`)
-  const contents = writes.map((at) => seen.get(at)!)
-  t.ok(contents.every((c, i) => i === 0 || (c.startsWith(contents[i - 1]!) && c.length > contents[i - 1]!.length)), 'each saves more of the reply')
-})
-
-t.test('checkpoints: 1 KB of new text is saved before the second is up, less waits for it', async (t) => {
-  const app = await build(t)
-  const alice = await signUp(app)
-  const exchange = (await app.chatsRepository.startExchange(alice.user.id, null, 'hello', 'hello'))!
-  const errors: Error[] = []
-  const checkpoints = app.chatsRepository.replyCheckpoints(exchange, (error) => errors.push(error))
-  t.teardown(() => checkpoints.stop())
-  const stored = async () => (await db(app).collection('messages').findOne({ _id: exchange.replyId }))!.content as string
-
-  const kilobyte = 'x'.repeat(CHECKPOINT_CHARS)
-  checkpoints.update(kilobyte)
-  await sleep(CHECKPOINT_INTERVAL_MS / 4)
-  t.equal(await stored(), kilobyte, 'saved at once')
-
-  checkpoints.update(`${kilobyte}and a little more`)
-  await sleep(CHECKPOINT_INTERVAL_MS / 4)
-  t.equal(await stored(), kilobyte, 'a small addition waits')
-  await sleep(CHECKPOINT_INTERVAL_MS)
-  t.equal(await stored(), `${kilobyte}and a little more`, 'and is saved within the second')
-
-  await checkpoints.stop()
-  checkpoints.update('changed after stop')
-  await sleep(CHECKPOINT_INTERVAL_MS * 1.5)
-  t.equal(await stored(), `${kilobyte}and a little more`, 'nothing is written after stop')
-  t.same(errors, [])
-})
-
-t.test('the sweep ends stale streaming replies only, and moves the chat\'s last message only to its newest reply', async (t) => {
-  const app = await build(t)
-  const alice = await signUp(app)
-  const repo = app.chatsRepository
-  const messages = db(app).collection('messages')
-  const chats = db(app).collection('chats')
-  const age = async (replyId: ObjectId, seconds: number, content: string) =>
-    await messages.updateOne({ _id: replyId }, { $set: { content, updated_at: new Date(Date.now() - seconds * 1000) } })
-
-  const abandoned = (await repo.startExchange(alice.user.id, null, 'first question', 'one'))!
-  await age(abandoned.replyId, 60, 'half an ans')
-  const live = (await repo.startExchange(alice.user.id, null, 'second question', 'two'))!
-  await age(live.replyId, 2, 'still going')
-  // In a third chat, a stale reply that is no longer the newest message: the user went on meanwhile.
-  const overtaken = (await repo.startExchange(alice.user.id, null, 'third question', 'three'))!
-  await age(overtaken.replyId, 60, 'cut off')
-  const later = (await repo.startExchange(alice.user.id, overtaken.chatId.toHexString(), 'hello again', null))!
-  await repo.finishReply(later, 'a later answer', 'complete')
-
-  t.equal(await repo.sweepStaleReplies(new Date(Date.now() - 30_000)), 2, 'two stale replies ended')
-  t.equal(await repo.sweepStaleReplies(new Date(Date.now() - 30_000)), 0, 'a second sweep finds nothing')
-
-  const state = async (id: ObjectId) => {
-    const doc = (await messages.findOne({ _id: id }))!
-    return [doc.status, doc.content]
+  t.equal(seen.size, 3, 'every reply was checkpointed while it streamed')
+  const times = [...seen.values()].map((writes) => [...writes.keys()].sort((a, b) => a - b))
+  for (const writes of times) {
+    const gaps = writes.slice(1).map((at, i) => at - writes[i]!)
+    t.ok(writes.length >= 4, `${writes.length} checkpoints`)
+    t.ok(gaps.every((gap) => gap >= 800), `never more often than the interval: ${gaps.join(', ')} ms`)
   }
-  t.same(await state(abandoned.replyId), ['interrupted', 'half an ans'], 'stale: interrupted, text kept')
-  t.same(await state(live.replyId), ['streaming', 'still going'], 'fresh: untouched')
-  t.same(await state(overtaken.replyId), ['interrupted', 'cut off'])
+  const distinct = new Set(times.flat())
+  t.ok(distinct.size <= Math.max(...times.map((w) => w.length)) + 1, `the three replies were saved by the same writes (${distinct.size} distinct times)`)
+  for (const writes of seen.values()) {
+    const contents = [...writes.entries()].sort(([a], [b]) => a - b).map(([, c]) => c)
+    t.ok(contents.every((c, i) => i === 0 || (c.startsWith(contents[i - 1]!) && c.length > contents[i - 1]!.length)), 'each checkpoint saves more of the reply')
+  }
+})
 
+t.test('a checkpoint delayed past the final write (held in the network) changes nothing: the reply stays complete and whole', async (t) => {
+  const proxy = await startDatabaseProxy(await databaseUrl())
+  t.teardown(() => proxy.close())
+  const app = await build(t, { MONGODB_URL: proxy.url, ASSISTANT_WORD_DELAY_MS: '250', REPLY_CHECKPOINT_SECONDS: '1', DATABASE_TIMEOUT_MS: '1000' })
+  const alice = await signUp(app)
+  const streamed = app.inject({ method: 'POST', url: '/chat/stream', headers: alice.headers, payload: { message: 'a slow one' } })
+  const first = await until(() => messages(app).findOne({ role: 'assistant', pieces: { $gt: 0 } }), 10_000, 'a first checkpoint')
+
+  // The connections open now deliver nothing until released: the next checkpoint waits in the network.
+  proxy.holdOpenConnections()
+  await until(async () => proxy.holds('messages'), 5000, 'a checkpoint to be held back')
+  const res = await streamed
+  const text = textOf(parseSse(res.body))
+  const finished = await messages(app).findOne({ _id: first._id })
+  t.same([finished?.status, finished?.content], ['complete', text], 'the final write landed: complete and whole')
+
+  await proxy.release()
+  await sleep(500)
+  const after = await messages(app).findOne({ _id: first._id })
+  t.same([after?.status, after?.content], ['complete', text], 'the late checkpoint did not set it back')
+})
+
+/** A user message and a streaming reply named by `instance`, stored as a send on that instance would. */
+async function exchangeOf (app: TestApp, userId: string, instance: string, chatId: string | null = null) {
+  const exchange = await app.exchanges.startSend({ userId, chatId, text: 'a question', title: 'q', replyId: new ObjectId(), newChatId: new ObjectId(), instance })
+  return exchange!
+}
+
+const instances = (app: TestApp) => db(app).collection<{ _id: string, heartbeat_at: Date }>('instances')
+
+t.test('the sweep ends the replies of a stopped instance only, and moves the chat\'s last message only to its newest reply', async (t) => {
+  const app = await build(t, { REPLY_STALE_SECONDS: String(STALE_SECONDS) })
+  const alice = await signUp(app)
+  const chats = db(app).collection('chats')
+  await instances(app).insertOne({ _id: 'stopped', heartbeat_at: new Date(Date.now() - 60_000) })
+  const setText = async (replyId: ObjectId, content: string) => await messages(app).updateOne({ _id: replyId }, { $set: { content } })
+
+  const abandoned = await exchangeOf(app, alice.user.id, 'stopped')
+  await setText(abandoned.replyId, 'half an ans')
+  const live = await exchangeOf(app, alice.user.id, app.instance.id)
+  await setText(live.replyId, 'still going')
+  // In a third chat, a stopped reply that is no longer the newest message: the user went on meanwhile.
+  const overtaken = await exchangeOf(app, alice.user.id, 'stopped')
+  await setText(overtaken.replyId, 'cut off')
+  const later = await exchangeOf(app, alice.user.id, app.instance.id, overtaken.chatId.toHexString())
+  await app.exchanges.finishReply(later, 'a later answer', 1, 'complete')
+
+  await until(async () => (await messages(app).countDocuments({ status: 'interrupted' })) === 2, 3 * STALE_SECONDS * 1000, 'the sweep')
+  const state = async (id: ObjectId) => {
+    const doc = (await messages(app).findOne({ _id: id }))!
+    return [doc.status, doc.content, doc.instance]
+  }
+  t.same(await state(abandoned.replyId), ['interrupted', 'half an ans', undefined], 'stopped instance: interrupted, text kept')
+  t.same(await state(live.replyId), ['streaming', 'still going', app.instance.id], 'this live instance\'s reply: untouched')
+  t.same(await state(overtaken.replyId), ['interrupted', 'cut off', undefined])
   const lastOf = async (chatId: ObjectId) => (await chats.findOne({ _id: chatId }))!.last_message
   t.match(await lastOf(abandoned.chatId), { _id: abandoned.replyId, status: 'interrupted', content: 'half an ans' }, 'the reply became the chat\'s last message')
   t.match(await lastOf(overtaken.chatId), { _id: later.replyId, content: 'a later answer' }, 'a newer last message stays')
-
-  // A stream swept while its process could not reach the database checkpoints itself back to life.
-  await age(live.replyId, 60, 'still going')
-  await repo.sweepStaleReplies(new Date(Date.now() - 30_000))
-  const checkpoints = repo.replyCheckpoints(live, (error) => t.fail(error.message))
-  checkpoints.update('x'.repeat(CHECKPOINT_CHARS))
-  await checkpoints.stop()
-  t.same(await state(live.replyId), ['streaming', 'x'.repeat(CHECKPOINT_CHARS)], 'streaming again after its next checkpoint')
+  t.equal(await instances(app).countDocuments({ _id: 'stopped' }), 0, 'the stopped instance is forgotten')
+  t.equal(app.logs.lines.filter((l) => l.msg === 'stale streaming replies marked interrupted').length, 1, 'one sweep logged it')
 })
 
-t.test('startup and periodic sweeps: stale replies end within the threshold plus one interval', async (t) => {
+t.test('at startup, replies of an instance that never beat and old replies that name none end before the service is ready', async (t) => {
+  const first = await build(t)
+  const alice = await signUp(first)
+  const ghost = await exchangeOf(first, alice.user.id, 'never-beat')
+  const legacy = await exchangeOf(first, alice.user.id, 'x')
+  await messages(first).updateOne({ _id: legacy.replyId }, { $unset: { instance: '' }, $set: { updated_at: new Date(Date.now() - 3600_000) } })
+  const recent = await exchangeOf(first, alice.user.id, 'x')
+  await messages(first).updateOne({ _id: recent.replyId }, { $unset: { instance: '' } })
+
+  const second = await build(t, { DATABASE_NAME: first.env.DATABASE_NAME! })
+  const status = async (id: ObjectId) => (await messages(second).findOne({ _id: id }))!.status
+  t.equal(await status(ghost.replyId), 'interrupted', 'an instance with no heartbeat at all')
+  t.equal(await status(legacy.replyId), 'interrupted', 'no instance, no write for an hour')
+  t.equal(await status(recent.replyId), 'streaming', 'no instance but written just now: maybe an older version\'s live stream')
+})
+
+t.test('a stopped instance\'s reply ends within REPLY_STALE_SECONDS of its last heartbeat plus one sweep', async (t) => {
   const app = await build(t, { REPLY_STALE_SECONDS: String(STALE_SECONDS) })
   const alice = await signUp(app)
-  const exchange = (await app.chatsRepository.startExchange(alice.user.id, null, 'left behind', null))!
-  const started = Date.now()
-  let status = 'streaming'
-  while (status === 'streaming' && Date.now() - started < 4 * STALE_SECONDS * 1000) {
-    await sleep(100)
-    status = (await db(app).collection('messages').findOne({ _id: exchange.replyId }))!.status
-  }
-  const waited = Date.now() - started
-  t.equal(status, 'interrupted', `interrupted ${waited} ms after its last write`)
-  t.ok(waited >= STALE_SECONDS * 1000 && waited <= 2 * STALE_SECONDS * 1000 + 500, 'not before the threshold, and by one interval after it')
-  // The sweep logs once its update returns, a moment after the new status is visible.
-  const sweepLines = () => app.logs.lines.filter((l) => l.msg === 'stale streaming replies marked interrupted').length
-  for (let i = 0; i < 40 && sweepLines() === 0; i++) await sleep(50)
-  t.equal(sweepLines(), 1, 'one sweep logged it')
+  const lastBeat = Date.now()
+  await instances(app).insertOne({ _id: 'stops-now', heartbeat_at: new Date(lastBeat) })
+  const exchange = await exchangeOf(app, alice.user.id, 'stops-now')
+  await until(async () => (await messages(app).findOne({ _id: exchange.replyId }))!.status === 'interrupted', 4 * STALE_SECONDS * 1000, 'the sweep')
+  const waited = Date.now() - lastBeat
+  t.ok(waited >= STALE_SECONDS * 1000 && waited <= 2 * STALE_SECONDS * 1000 + 500, `interrupted ${waited} ms after its last heartbeat: not before the threshold, and by one interval after it`)
 })

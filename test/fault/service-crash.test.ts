@@ -2,11 +2,11 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { MongoClient } from 'mongodb'
 import { databaseUrl } from '../helper.js'
-import { CHECKPOINT_INTERVAL_MS } from '../../plugins/app/chats-repository.js'
 import { call, openStream, signUpOver, startService, whenReady } from './service-process.js'
 
 const WORD_DELAY_MS = 250
 const STALE_SECONDS = 3
+const CHECKPOINT_SECONDS = 1
 
 t.test('kill -9 mid-stream, then a new process: its startup sweep ends the reply with the last checkpoint\'s text, and the dead stream\'s slot is taken over', async (t) => {
   const database = `test_crash_${process.pid}`
@@ -16,7 +16,7 @@ t.test('kill -9 mid-stream, then a new process: its startup sweep ends the reply
     await client.close()
   })
   const messages = client.db(database).collection('messages')
-  const env = { DATABASE_NAME: database, ASSISTANT_WORD_DELAY_MS: String(WORD_DELAY_MS), REPLY_STALE_SECONDS: String(STALE_SECONDS), MAX_STREAMS_PER_USER: '1' }
+  const env = { DATABASE_NAME: database, ASSISTANT_WORD_DELAY_MS: String(WORD_DELAY_MS), REPLY_STALE_SECONDS: String(STALE_SECONDS), REPLY_CHECKPOINT_SECONDS: String(CHECKPOINT_SECONDS), MAX_STREAMS_PER_USER: '1' }
 
   const first = await startService(t, env)
   await whenReady(first.port)
@@ -29,6 +29,7 @@ t.test('kill -9 mid-stream, then a new process: its startup sweep ends the reply
   first.child.kill('SIGSTOP')
   await sleep(500)
   const checkpoint = await messages.findOne({ role: 'assistant' })
+  const lastBeat = (await client.db(database).collection<{ _id: string, heartbeat_at: Date }>('instances').findOne({}))!.heartbeat_at
   first.child.kill('SIGKILL')
   t.equal(await first.exited, null, 'the first process was killed')
   t.notOk(await stream.ended, 'the client saw the connection break')
@@ -39,10 +40,10 @@ t.test('kill -9 mid-stream, then a new process: its startup sweep ends the reply
   t.ok(saved.length > 0, `the last checkpoint saved ${saved.split(' ').length - 1} words`)
   t.ok(received.startsWith(saved), 'it saved a prefix of what the client received')
   const lostWords = received.slice(saved.length).split(' ').length - 1
-  t.ok(lostWords <= Math.ceil(CHECKPOINT_INTERVAL_MS / WORD_DELAY_MS) + 1, `${lostWords} words sent after it: at most about a second's worth`)
+  t.ok(lostWords <= Math.ceil(CHECKPOINT_SECONDS * 1000 / WORD_DELAY_MS) + 1, `${lostWords} words sent after it: at most one checkpoint interval's worth`)
 
-  // A checkpoint younger than the stale threshold could be another instance's live stream: wait it out.
-  await sleep(Math.max(0, checkpoint!.updated_at.getTime() + STALE_SECONDS * 1000 + 200 - Date.now()))
+  // An instance whose heartbeat is younger than the stale threshold may still be alive: wait it out.
+  await sleep(Math.max(0, lastBeat.getTime() + STALE_SECONDS * 1000 + 200 - Date.now()))
   const second = await startService(t, env)
   await whenReady(second.port)
 

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import fp from 'fastify-plugin'
 import { ObjectId } from 'mongodb'
-import type { StoredReply } from './chats-repository.js'
+import type { StoredReply } from './exchanges.js'
 
 /** How long a client_message_id is remembered. */
 const REMEMBER_MS = 24 * 3600_000
@@ -30,7 +30,7 @@ declare module 'fastify' {
  * of two concurrent sends exactly one stores messages and calls the provider; the other replays.
  */
 export default fp(async function clientMessageIds (fastify) {
-  const { claims, chatsRepository } = fastify
+  const { claims, exchanges } = fastify
   const keyOf = (userId: string, chatId: string | null, id: string) => `send:${userId}:${chatId ?? 'new'}:${id}`
 
   fastify.decorate('clientMessageIds', {
@@ -41,7 +41,7 @@ export default fp(async function clientMessageIds (fastify) {
         if (await claims.tryClaimWindow(key, new Date(Date.now() + REMEMBER_MS), replyId.toHexString())) return null
         const claim = await claims.find(key)
         if (!claim?.owner) continue // expired just now: claim it
-        const earlier = await chatsRepository.findReply(userId, new ObjectId(claim.owner))
+        const earlier = await exchanges.findReply(userId, new ObjectId(claim.owner))
         if (earlier) return earlier
         if (Date.now() - claim.created_at.getTime() < SETTLE_MS && Date.now() < deadline) {
           await sleep(SETTLE_POLL_MS) // the earlier send is still storing its messages
@@ -55,4 +55,4 @@ export default fp(async function clientMessageIds (fastify) {
       await claims.release(keyOf(userId, chatId, clientMessageId), replyId.toHexString())
     }
   } satisfies ClientMessageIds)
-}, { name: 'client-message-ids', dependencies: ['claims', 'chats-repository'] })
+}, { name: 'client-message-ids', dependencies: ['claims', 'exchanges'] })

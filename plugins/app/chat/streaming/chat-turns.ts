@@ -1,0 +1,206 @@
+import fp from 'fastify-plugin'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { ObjectId } from 'mongodb'
+import { AssistantError, type AssistantEvent, type Usage } from '../../../../lib/assistants/types.js'
+import { titleFrom } from '../../../../lib/chat-title.js'
+import { retryWhileUnavailable } from '../../../../lib/retry.js'
+import type { StreamBody } from '../../../../schemas/chat.js'
+import type { EventStream } from './event-stream.js'
+import type { Exchange, FinalStatus, StoredReply } from './exchanges.js'
+import { endNotice } from './live-streams.js'
+
+export interface ChatTurns {
+  /** POST /chat/stream: stores the message and its reply, and streams the reply (or replays an earlier send). */
+  send (request: FastifyRequest, reply: FastifyReply, body: StreamBody): Promise<void>
+  /** POST /chat/{id}/regenerate: a new reply replacing the last one, streamed. */
+  regenerate (request: FastifyRequest, reply: FastifyReply, chatId: string): Promise<void>
+  /** POST /chat/{id}/stop: ends the chat's running reply, on whichever instance it streams. */
+  stop (userId: string, chatId: string): Promise<void>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    chatTurns: ChatTurns
+  }
+}
+
+/** Errors the routes answer with; app.ts turns them into problems. */
+export class ChatNotFoundError extends Error {
+  readonly statusCode = 404
+  constructor () { super('Chat not found') }
+}
+export class ChatBusyError extends Error {
+  readonly statusCode = 409
+}
+export class TooManyStreamsError extends Error {
+  readonly statusCode = 429
+  readonly headers = { 'retry-after': '5' }
+  constructor (max: number) { super(`At most ${max} replies can stream at once; wait for one to end`) }
+}
+export class StreamCapacityError extends Error {
+  readonly statusCode = 503
+  constructor () { super('stream capacity of this instance reached') }
+}
+/** The provider refused before anything was streamed; its message is safe to show. */
+export class AssistantRefusedError extends Error {
+  readonly statusCode = 502
+  readonly expose = true
+}
+
+/**
+ * One turn of a chat, from the request to the stored reply: a place on this instance, then (in one
+ * round trip) the session check, one of the user's stream slots and the send's idempotency claim;
+ * then the exchange stored (one or two more); then the reply relayed, checkpointed with the
+ * instance's batch, stored whole, and the slot given back before `done` is sent.
+ */
+export default fp(async function chatTurns (fastify) {
+  const { assistant, clientMessageIds, config, exchanges, instance, liveStreams, replyCheckpoints, streamSlots } = fastify
+
+  /** A send's `client_message_id`: taken for this send, or the reply of the earlier send that took it. */
+  interface Idempotency {
+    claim (): Promise<StoredReply | null>
+    release (): Promise<void>
+  }
+
+  async function turn (request: FastifyRequest, reply: FastifyReply, replyId: ObjectId, start: () => Promise<Exchange>, idempotency?: Idempotency) {
+    const seat = liveStreams.reserve()
+    if (!seat) throw new StreamCapacityError()
+    const events = fastify.eventStream(reply)
+    try {
+      await liveStreams.run({ stream: events, sessionId: request.user.sessionId, replyId: replyId.toHexString() }, async () => {
+        const [session, slot, claimed] = await Promise.allSettled([
+          request.sessionCheck,
+          streamSlots.acquire({ userId: request.user.id, replyId: replyId.toHexString(), sessionId: request.user.sessionId }),
+          idempotency?.claim()
+        ])
+        const release = slot.status === 'fulfilled' ? slot.value : null
+        const earlier = claimed.status === 'fulfilled' ? claimed.value : undefined
+        let stored = false
+        try {
+          for (const outcome of [session, slot, claimed]) if (outcome.status === 'rejected') throw outcome.reason
+          if (earlier) {
+            await release?.()
+            return await fastify.replayReply(request, reply, earlier)
+          }
+          if (!release) throw new TooManyStreamsError(config.MAX_STREAMS_PER_USER)
+          const exchange = await start()
+          stored = true
+          await relay(request, events, exchange, release)
+        } finally {
+          // Nothing was stored for this send: a retry must be free to take its id.
+          if (!stored && earlier === null) await idempotency?.release()
+          await release?.()
+        }
+      })
+    } finally {
+      seat()
+    }
+  }
+
+  async function relay (request: FastifyRequest, events: EventStream, exchange: Exchange, release: () => Promise<void>) {
+    const chatId = exchange.chatId.toHexString()
+    const messageId = exchange.replyId.toHexString()
+    const log = request.log.child({ chat_id: chatId, message_id: messageId })
+    let text = ''
+    let pieces = 0
+
+    async function store (status: FinalStatus, details: { usage?: Usage, error?: string } = {}) {
+      await Promise.all([
+        retryWhileUnavailable(() => exchanges.finishReply(exchange, text, pieces, status, details))
+          .catch((error: Error) => log.error({ err: error }, 'reply could not be stored')),
+        release()
+      ])
+      log.info({ status, chars: text.length }, 'reply stream ended')
+    }
+
+    let source: AsyncIterable<AssistantEvent> | undefined
+    try {
+      source = await assistant.start({ messages: exchange.context, model: exchange.model, signal: events.signal })
+    } catch (error) {
+      if (!events.signal.aborted) {
+        const detail = error instanceof AssistantError ? error.message : 'The assistant failed'
+        await store('error', { error: detail })
+        throw new AssistantRefusedError(detail, { cause: error })
+      }
+    }
+
+    await events.send({ chat_id: chatId, message_id: messageId }, { event: 'start' })
+    let usage: Usage | undefined
+    let failure: AssistantError | undefined
+    if (source) {
+      const checkpoint = replyCheckpoints.track(exchange.replyId)
+      try {
+        for await (const event of source) {
+          if ('usage' in event) {
+            usage = event.usage
+            continue
+          }
+          text += event.text
+          checkpoint.update(text, ++pieces)
+          await events.send({ text: event.text, chat_id: chatId })
+          if (events.signal.aborted) break
+        }
+      } catch (error) {
+        if (!events.signal.aborted) {
+          failure = error instanceof AssistantError ? error : new AssistantError('The assistant failed mid-reply', { cause: error })
+          log.error({ err: error }, 'assistant failed mid-reply')
+        }
+      } finally {
+        checkpoint.stop()
+      }
+    }
+
+    const status: FinalStatus = events.signal.aborted || failure?.dropConnection ? 'interrupted' : failure ? 'error' : 'complete'
+    await store(status, { ...(usage && { usage }), ...(status === 'error' && { error: failure!.message }) })
+    if (failure?.dropConnection) return events.destroy()
+    const notice = failure?.message ?? endNotice(events.signal.reason)
+    if (notice) await events.send({ detail: notice }, { event: 'error' })
+    await events.send({ chat_id: chatId, message_id: messageId, status }, { event: 'done' })
+    events.end()
+  }
+
+  fastify.decorate('chatTurns', {
+    async send (request, reply, { message, chat_id: chatId = null, client_message_id: clientMessageId }) {
+      const userId = request.user.id
+      const replyId = new ObjectId()
+      const newChatId = new ObjectId()
+      const idempotency = clientMessageId === undefined
+        ? undefined
+        : {
+            claim: () => clientMessageIds.claim(userId, chatId, clientMessageId, replyId),
+            release: () => clientMessageIds.release(userId, chatId, clientMessageId, replyId)
+          }
+      await turn(request, reply, replyId, async () => {
+        const exchange = await exchanges.startSend({
+          userId, chatId, text: message, title: titleFrom(message), replyId, newChatId, instance: instance.id, ...(clientMessageId !== undefined && { clientMessageId })
+        })
+        if (!exchange) throw new ChatNotFoundError()
+        return exchange
+      }, idempotency)
+    },
+
+    async regenerate (request, reply, chatId) {
+      const replyId = new ObjectId()
+      await turn(request, reply, replyId, async () => {
+        const exchange = await exchanges.startRegeneration(request.user.id, chatId, replyId, instance.id)
+        if (exchange === 'not-found') throw new ChatNotFoundError()
+        if (exchange === 'busy') throw new ChatBusyError('A reply is streaming in this chat; stop it first')
+        if (exchange === 'nothing') throw new ChatBusyError('There is no message to answer in this chat')
+        return exchange
+      })
+    },
+
+    async stop (userId, chatId) {
+      const replies = await exchanges.streamingReplies(userId, chatId)
+      if (!replies) throw new ChatNotFoundError()
+      const named = replies.flatMap((r) => r.instance ? [{ replyId: r.replyId.toHexString(), instance: r.instance }] : [])
+      const alive = await instance.alive(named.map((r) => r.instance).filter((id) => id !== instance.id))
+      const running = named.filter((r) => r.instance === instance.id ? liveStreams.has(r.replyId) : alive.has(r.instance))
+      if (running.length === 0) throw new ChatBusyError('No reply is streaming in this chat')
+      await liveStreams.stopReplies(running)
+    }
+  } satisfies ChatTurns)
+}, {
+  name: 'chat-turns',
+  dependencies: ['env', 'assistant', 'client-message-ids', 'exchanges', 'instance', 'live-streams', 'reply-checkpoints', 'reply-replay', 'stream-slots', 'event-stream']
+})

@@ -1,0 +1,81 @@
+import { randomBytes } from 'node:crypto'
+import fp from 'fastify-plugin'
+import type { Collection } from 'mongodb'
+import { findByIds } from '../../../../lib/by-id.js'
+
+interface InstanceDocument {
+  _id: string
+  started_at: Date
+  heartbeat_at: Date
+}
+
+export interface Instance {
+  /** This process's id, named by the replies it streams and the stream slots it holds. */
+  readonly id: string
+  /** Those of these instances whose heartbeat is fresh. */
+  alive (ids: string[]): Promise<Set<string>>
+  /** Instances whose heartbeat stopped: whatever they were streaming died with them. */
+  stale (): Promise<string[]>
+  /** Removes a stale instance's record once its replies are ended. */
+  forget (id: string): Promise<void>
+  /** Runs `task` after each heartbeat (once a second) while the database is set up. */
+  onBeat (task: () => Promise<void>): void
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    instance: Instance
+  }
+}
+
+const BEAT_INTERVAL_MS = 1000
+
+/**
+ * One heartbeat document per instance, written once a second whatever the number of streams:
+ * a reply names the instance writing it, so a reply is alive exactly while its instance beats.
+ * An instance silent for REPLY_STALE_SECONDS has stopped (kill -9, crash, power loss).
+ */
+export default fp(async function instance (fastify) {
+  const { databaseSetup, log } = fastify
+  const instances: Collection<InstanceDocument> = fastify.mongo.db!.collection('instances')
+  const id = randomBytes(12).toString('hex')
+  const staleMs = fastify.config.REPLY_STALE_SECONDS * 1000
+  const startedAt = new Date()
+  const tasks: Array<() => Promise<void>> = []
+  const isFresh = (doc: InstanceDocument) => Date.now() - doc.heartbeat_at.getTime() < staleMs
+
+  const beat = async () => {
+    await instances.updateOne({ _id: id }, { $set: { heartbeat_at: new Date() }, $setOnInsert: { started_at: startedAt } }, { upsert: true })
+  }
+  // Before the service is ready, so no reply names an instance that never beat.
+  databaseSetup.add('instance heartbeat', beat)
+
+  let beating = false
+  const timer = setInterval(() => {
+    if (!databaseSetup.done || beating) return
+    beating = true
+    beat()
+      .catch((error: Error) => log.warn({ err: { message: error.message } }, 'instance heartbeat failed'))
+      .then(() => Promise.all(tasks.map((task) => task().catch((error: Error) =>
+        log.warn({ err: { message: error.message } }, 'heartbeat task failed')))))
+      .finally(() => { beating = false })
+  }, BEAT_INTERVAL_MS)
+  timer.unref()
+  fastify.addHook('preClose', async () => { clearInterval(timer) })
+
+  fastify.decorate('instance', {
+    id,
+    async alive (ids) {
+      const found = await findByIds(instances, [...new Set(ids)])
+      return new Set(found.filter(isFresh).map((doc) => doc._id))
+    },
+    async stale () {
+      // One document per running instance: a handful.
+      return (await instances.find({}).toArray()).filter((doc) => !isFresh(doc)).map((doc) => doc._id)
+    },
+    async forget (staleId) {
+      await instances.deleteOne({ _id: staleId, heartbeat_at: { $lt: new Date(Date.now() - staleMs) } })
+    },
+    onBeat (task) { tasks.push(task) }
+  } satisfies Instance)
+}, { name: 'instance', dependencies: ['env', 'mongodb', 'database-setup'] })

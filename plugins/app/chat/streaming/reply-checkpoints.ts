@@ -1,0 +1,77 @@
+import fp from 'fastify-plugin'
+import type { ObjectId } from 'mongodb'
+import type { Checkpoint } from './exchanges.js'
+
+/** A streaming reply's text as it grows; `stop` once its final write is due. */
+export interface TrackedReply {
+  update (content: string, pieces: number): void
+  stop (): void
+}
+
+export interface ReplyCheckpoints {
+  track (replyId: ObjectId): TrackedReply
+  /** Saves every changed reply now (tests, and the interval's own work). */
+  flush (): Promise<void>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    replyCheckpoints: ReplyCheckpoints
+  }
+}
+
+interface Entry extends Checkpoint {
+  saved: number
+}
+
+/**
+ * Partial text of this instance's streaming replies, saved every REPLY_CHECKPOINT_SECONDS in one
+ * batched write for the replies whose text changed: the database work is one write per instance
+ * per interval, whatever the number of streams, and a crash loses at most one interval of text.
+ * The write is guarded (exchanges.saveCheckpoints), so a batch that lands late changes nothing.
+ */
+export default fp(async function replyCheckpoints (fastify) {
+  const { exchanges, log } = fastify
+  const tracked = new Set<Entry>()
+  let saving: Promise<void> | undefined
+
+  async function save () {
+    const batch = [...tracked].filter((entry) => entry.pieces > entry.saved).map((entry) => ({ entry, pieces: entry.pieces, content: entry.content }))
+    if (batch.length === 0) return
+    try {
+      await exchanges.saveCheckpoints(batch.map(({ entry, pieces, content }) => ({ replyId: entry.replyId, pieces, content })))
+      for (const { entry, pieces } of batch) entry.saved = Math.max(entry.saved, pieces)
+    } catch (error) {
+      log.warn({ err: { message: (error as Error).message }, replies: batch.length }, 'reply checkpoint failed; the next one tries again')
+    }
+  }
+
+  /** One batch at a time: a flush asked for while one is written waits for it, then writes its own. */
+  async function flush (): Promise<void> {
+    if (saving) {
+      await saving
+      return await flush()
+    }
+    saving = save().finally(() => { saving = undefined })
+    await saving
+  }
+
+  const timer = setInterval(() => { if (!saving) flush().catch(() => {}) }, fastify.config.REPLY_CHECKPOINT_SECONDS * 1000)
+  timer.unref()
+  fastify.addHook('preClose', async () => { clearInterval(timer) })
+
+  fastify.decorate('replyCheckpoints', {
+    track (replyId) {
+      const entry: Entry = { replyId, content: '', pieces: 0, saved: 0 }
+      tracked.add(entry)
+      return {
+        update (content, pieces) {
+          entry.content = content
+          entry.pieces = pieces
+        },
+        stop () { tracked.delete(entry) }
+      }
+    },
+    flush
+  } satisfies ReplyCheckpoints)
+}, { name: 'reply-checkpoints', dependencies: ['env', 'exchanges'] })
