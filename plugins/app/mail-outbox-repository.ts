@@ -65,16 +65,20 @@ const heldBy = (entry: OutboxEntry) => ({ _id: entry._id, status: 'sending' as c
  * the outcome. Every entry ends `sent`, `failed`, `abandoned` or `skipped`.
  */
 export function createMailOutboxRepository (outbox: Collection<OutboxEntry>, claims: Collection<ClaimDocument>) {
+  /**
+   * The next due entry, leased to `owner`: a pending one, else one whose lease ran out. Each query
+   * filters on one status by equality, so it reads only the few entries in that state (FerretDB
+   * pushes equality down to its index), never the finished ones, however many there are.
+   */
   async function takeDue (owner: string, leaseMs: number) {
     const now = new Date()
-    return await outbox.findOneAndUpdate(
-      { next_attempt_at: { $lte: now }, $or: [{ status: 'pending' }, { status: 'sending', lease_until: { $lte: now } }] },
-      {
-        $set: { status: 'sending', lease_until: new Date(now.getTime() + leaseMs), lease_owner: owner, last_attempt_at: now },
-        $inc: { attempts: 1 }
-      },
-      { sort: { next_attempt_at: 1 }, returnDocument: 'after' } // no projection: FerretDB 1.x refuses one on findAndModify
-    )
+    const lease = {
+      $set: { status: 'sending' as const, lease_until: new Date(now.getTime() + leaseMs), lease_owner: owner, last_attempt_at: now },
+      $inc: { attempts: 1 }
+    }
+    // No projection: FerretDB 1.x refuses one on findAndModify.
+    return await outbox.findOneAndUpdate({ status: 'pending', next_attempt_at: { $lte: now } }, lease, { sort: { next_attempt_at: 1 }, returnDocument: 'after' }) ??
+      await outbox.findOneAndUpdate({ status: 'sending', lease_until: { $lte: now } }, lease, { sort: { lease_until: 1 }, returnDocument: 'after' })
   }
 
   async function recordClaim (entry: OutboxEntry, owner: string): Promise<boolean> {
