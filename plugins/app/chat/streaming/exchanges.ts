@@ -120,6 +120,8 @@ export function createExchanges (chats: Collection<ChatDocument>, messages: Coll
             await messages.insertMany([asked, reply(chatId, owner, seq + 1, send.replyId, send.instance, now)])
           } catch (error) {
             if (!isDuplicateKey(error) || attempt === SEND_ATTEMPTS) throw error
+            // A concurrent send took one of the two positions: take back the half that landed, draw again.
+            await messages.deleteMany({ _id: { $in: [asked._id, send.replyId] }, chat_id: chatId })
             continue
           }
           const chatUpdated = updateChat(chatId, asked, seq + 1)

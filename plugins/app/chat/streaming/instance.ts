@@ -12,9 +12,9 @@ interface InstanceDocument {
 export interface Instance {
   /** This process's id, named by the replies it streams and the stream slots it holds. */
   readonly id: string
-  /** Those of these instances whose heartbeat is fresh. */
+  /** Those of these instances whose heartbeat is fresh (this one always is, to itself). */
   alive (ids: string[]): Promise<Set<string>>
-  /** Instances whose heartbeat stopped: whatever they were streaming died with them. */
+  /** Other instances whose heartbeat stopped: whatever they were streaming died with them. */
   stale (): Promise<string[]>
   /** Removes a stale instance's record once its replies are ended. */
   forget (id: string): Promise<void>
@@ -65,13 +65,17 @@ export default fp(async function instance (fastify) {
 
   fastify.decorate('instance', {
     id,
+    // This instance's own heartbeat may lag while the database is slow: it knows it is alive.
     async alive (ids) {
-      const found = await findByIds(instances, [...new Set(ids)])
-      return new Set(found.filter(isFresh).map((doc) => doc._id))
+      const others = [...new Set(ids)].filter((other) => other !== id)
+      const found = others.length > 0 ? await findByIds(instances, others) : []
+      const fresh = new Set(found.filter(isFresh).map((doc) => doc._id))
+      if (ids.includes(id)) fresh.add(id)
+      return fresh
     },
     async stale () {
       // One document per running instance: a handful.
-      return (await instances.find({}).toArray()).filter((doc) => !isFresh(doc)).map((doc) => doc._id)
+      return (await instances.find({}).toArray()).filter((doc) => doc._id !== id && !isFresh(doc)).map((doc) => doc._id)
     },
     async forget (staleId) {
       await instances.deleteOne({ _id: staleId, heartbeat_at: { $lt: new Date(Date.now() - staleMs) } })
