@@ -1,6 +1,9 @@
 import { request } from 'node:http'
 import t from 'tap'
-import { build, db, PASSWORD, signUp, uniqueEmail, type TestApp } from '../helper.js'
+import type { AddressInfo } from 'node:net'
+import { ObjectId } from 'mongodb'
+import { build, db, login, PASSWORD, signUp, uniqueEmail, type TestApp } from '../helper.js'
+import { named, openSse, textEvents } from '../sse.js'
 
 async function loginJson (app: TestApp, email: string, password = PASSWORD, headers: Record<string, string> = {}) {
   return await app.inject({ method: 'POST', url: '/auth/login', payload: { username: email, password }, headers })
@@ -173,4 +176,44 @@ t.test('ending a session ends its live chat streams at once with an error event'
   t.match(raw, 'event: error\ndata: {"detail":"Session ended"}', 'the stream ends with an error event')
   const reply = await db(app).collection('messages').findOne({ role: 'assistant' })
   t.equal(reply?.status, 'interrupted', 'the partial reply is kept')
+})
+
+t.test('ending a session on another instance ends its live stream there within 2 s; the user\'s other sessions stream on', async (t) => {
+  const app = await build(t, { ASSISTANT_WORD_DELAY_MS: '200' })
+  const other = await build(t, { DATABASE_NAME: app.env.DATABASE_NAME! })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  const alice = await signUp(app)
+  const laptop = { authorization: `Bearer ${await login(app, alice.email)}` }
+  const ending = await openSse(`${base}/chat/stream`, alice.headers, { message: 'a long answer please' })
+  const staying = await openSse(`${base}/chat/stream`, laptop, { message: 'another long answer' })
+  t.teardown(() => { ending.close(); staying.close() })
+  await ending.until((events) => textEvents(events).length >= 1)
+
+  const loggedOutAt = Date.now()
+  t.equal((await other.inject({ method: 'POST', url: '/auth/logout', headers: alice.headers })).statusCode, 204, 'logged out through the other instance')
+  const end = await ending.ended
+  const elapsed = Date.now() - loggedOutAt
+  t.ok(elapsed < 2000, `the stream ended ${elapsed} ms after the logout`)
+  t.same(named(end.events, 'error'), [{ detail: 'Session ended' }], 'with an error event')
+  t.equal(named<{ status: string }>(end.events, 'done')[0]?.status, 'interrupted')
+  const rest = await staying.ended
+  t.equal(named<{ status: string }>(rest.events, 'done')[0]?.status, 'complete', 'the laptop\'s stream ran to its end')
+})
+
+t.test('expired and revoked sessions are pruned; live ones stay', async (t) => {
+  const app = await build(t)
+  const alice = await signUp(app)
+  const sessions = db(app).collection('sessions')
+  const second = bearer(await login(app, alice.email))
+  const third = await login(app, alice.email)
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: second })).statusCode, 204)
+  const thirdId = new ObjectId(JSON.parse(Buffer.from(third.split('.')[1]!, 'base64url').toString()).sid)
+  await sessions.updateOne({ _id: thirdId }, { $set: { expires_at: new Date(Date.now() - 1000) } })
+  t.equal(await sessions.countDocuments({}), 3)
+
+  t.equal(await app.sessionsRepository.prune(), 2, 'the revoked and the expired session')
+  t.equal(await sessions.countDocuments({}), 1, 'one left')
+  t.equal((await app.inject({ url: '/users/me', headers: alice.headers })).statusCode, 200, 'and it still works')
+  t.equal((await app.inject({ url: '/users/me', headers: second })).statusCode, 401, 'the pruned ones do not')
 })
