@@ -1,0 +1,134 @@
+/**
+ * Stream scenarios, each against a fresh service with every stream admitted (MAX_STREAMS_PER_USER
+ * and MAX_LIVE_STREAMS set for it), at the original's pace (100 ms a word): 1,000 streams with the
+ * demo provider, the same through the openai provider relaying a local OpenAI-protocol upstream,
+ * and 4,000 with the demo provider. The service reaches the database through the counting proxy.
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+import { MongoClient, ObjectId } from 'mongodb'
+import { startChild, type Child } from './children.js'
+import type { BenchContext, Phase } from './context.js'
+import { logProblems, scanLog } from './log-scan.js'
+import { createUsers, waitReady, type BenchUser } from './service-api.js'
+import { settings } from './settings.js'
+import { fmt } from './stats.js'
+import { streamReport } from './stream-report.js'
+import { streamWindow, type StreamWindow } from './stream-window.js'
+
+export interface StreamScenario {
+  label: string
+  provider: 'demo' | 'openai'
+  streams: number
+  users: number
+  /** Where its users start in the shared list: the two 1,000-stream scenarios use different ones. */
+  userOffset: number
+}
+
+export interface ScenarioResult {
+  scenario: StreamScenario
+  window: StreamWindow
+  /** Replies stored during the window, by status. */
+  stored: Record<string, number>
+  problems: string[]
+}
+
+function plan (): StreamScenario[] {
+  const users = (streams: number) => Math.ceil(streams / settings.streamsPerUser)
+  const list: StreamScenario[] = []
+  if (settings.streams) {
+    list.push({ label: `${fmt(settings.streams)} streams, demo`, provider: 'demo', streams: settings.streams, users: users(settings.streams), userOffset: 0 })
+    list.push({ label: `${fmt(settings.streams)} streams, openai`, provider: 'openai', streams: settings.streams, users: users(settings.streams), userOffset: users(settings.streams) })
+  }
+  if (settings.bigStreams) list.push({ label: `${fmt(settings.bigStreams)} streams, demo`, provider: 'demo', streams: settings.bigStreams, users: users(settings.bigStreams), userOffset: 0 })
+  return list
+}
+
+/** The database URL through the proxy, or null when the URL is not one plain host (the proxy reads cleartext). */
+function proxiedUrl (url: string, proxyPort: number): string {
+  const proxied = new URL(url)
+  proxied.host = `127.0.0.1:${proxyPort}`
+  proxied.searchParams.set('directConnection', 'true')
+  return proxied.toString()
+}
+
+function proxyTarget (url: string): string | null {
+  try {
+    const parsed = new URL(url)
+    const tls = ['tls', 'ssl'].some((name) => parsed.searchParams.get(name) === 'true')
+    return parsed.protocol === 'mongodb:' && !parsed.host.includes(',') && !tls ? `${parsed.hostname}:${parsed.port || 27017}` : null
+  } catch {
+    return null
+  }
+}
+
+async function storedReplies (ctx: BenchContext, users: BenchUser[], since: Date): Promise<Record<string, number>> {
+  const client = new MongoClient(ctx.mongodbUrl)
+  try {
+    const stored: Record<string, number> = {}
+    const statuses = await client.db(ctx.databaseName).collection('messages').aggregate<{ _id: string | null, n: number }>([
+      { $match: { user_id: { $in: users.map((u) => new ObjectId(u.id)) }, role: 'assistant', created_at: { $gte: since } } },
+      { $group: { _id: '$status', n: { $sum: 1 } } }
+    ]).toArray()
+    for (const { _id, n } of statuses) stored[String(_id)] = n
+    return stored
+  } finally {
+    await client.close().catch(() => {})
+  }
+}
+
+async function runScenario (ctx: BenchContext, scenario: StreamScenario, usersFor: (port: number) => Promise<BenchUser[]>): Promise<ScenarioResult> {
+  const problems: string[] = []
+  const started: Child[] = []
+  const start = async (...args: Parameters<typeof startChild>) => { const child = await startChild(...args); started.push(child); return child }
+  try {
+    const upstream = scenario.provider === 'openai'
+      ? await start('upstream', 'upstream', { BENCH_UPSTREAM_PIECES: '30', BENCH_UPSTREAM_DELAY_MS: String(settings.wordDelayMs) })
+      : null
+    const target = proxyTarget(ctx.mongodbUrl)
+    const proxy = target ? await start('wire-proxy', 'proxy', { BENCH_PROXY_TARGET: target }) : null
+    const service = await start(`stream-${scenario.provider}-${scenario.streams}`, 'api', ctx.serviceEnv({
+      ASSISTANT_WORD_DELAY_MS: String(settings.wordDelayMs),
+      MAX_STREAMS_PER_USER: String(settings.streamsPerUser),
+      MAX_LIVE_STREAMS: String(Math.max(2000, scenario.streams + 100)),
+      ...(proxy && { MONGODB_URL: proxiedUrl(ctx.mongodbUrl, proxy.port) }),
+      ...(upstream && { ASSISTANT_PROVIDER: 'openai', ASSISTANT_BASE_URL: `http://127.0.0.1:${upstream.port}/v1`, ASSISTANT_MODEL: 'bench' })
+    }))
+    const readyAt = await waitReady(service.port)
+    console.log(`# ${scenario.label}: ${scenario.users} users × ≤ ${settings.streamsPerUser}, service on :${service.port} (pid ${service.pid})` +
+      `${upstream ? `, local upstream (30 deltas, ${settings.wordDelayMs} ms apart) on :${upstream.port}` : `, ASSISTANT_WORD_DELAY_MS=${settings.wordDelayMs}`}` +
+      `${proxy ? `, database through the counting proxy (pid ${proxy.pid})` : ', no counting proxy (MONGODB_URL is not one cleartext host)'}`)
+    const users = (await usersFor(service.port)).slice(scenario.userOffset, scenario.userOffset + scenario.users)
+    const window = await streamWindow(service, proxy, ctx.db, users.map((u) => u.token), scenario.streams)
+    await sleep(500)
+    await service.stop()
+    const log = await scanLog(service.logPath, readyAt)
+    problems.push(...logProblems(`${scenario.label}: the service`, log))
+    let stored: Record<string, number> = {}
+    try {
+      stored = await storedReplies(ctx, users, window.startedAt)
+    } catch (error) {
+      problems.push(`${scenario.label}: could not count the stored replies: ${(error as Error).message}`)
+    }
+    if (window.warmUpFailures) problems.push(`${scenario.label}: ${window.warmUpFailures} warm-up streams failed`)
+    return { scenario, window, stored, problems }
+  } finally {
+    await Promise.all(started.map(async (child) => await child.stop()))
+  }
+}
+
+export async function streamPhase (ctx: BenchContext): Promise<Phase> {
+  const scenarios = plan()
+  const needed = Math.max(0, ...scenarios.map((s) => s.userOffset + s.users))
+  let users: BenchUser[] = []
+  const usersFor = async (port: number) => {
+    if (users.length < needed) {
+      const t0 = performance.now()
+      users = [...users, ...await createUsers(port, ctx.mongodbUrl, ctx.databaseName, needed - users.length)]
+      console.log(`# ${needed} users (one signed up, copies of it stored directly, each logged in through the API) in ${fmt((performance.now() - t0) / 1000, 1)} s`)
+    }
+    return users
+  }
+  const results: ScenarioResult[] = []
+  for (const scenario of scenarios) results.push(await runScenario(ctx, scenario, usersFor))
+  return streamReport(results)
+}
