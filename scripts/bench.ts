@@ -14,10 +14,10 @@
  *   4,000 as 1,334 × 3; failures by kind, time to first event, RSS per open stream, CPU per 1,000
  *   text events, and database requests per stream counted by a wire-protocol proxy (wire-proxy.ts).
  *
- * Knobs (environment): BENCH_ROUNDS (3), BENCH_DURATION_S (4), BENCH_CONNECTIONS (50),
+ * Knobs (environment): BENCH_ROUNDS (3), BENCH_DURATION_S (3), BENCH_CONNECTIONS (50),
  * BENCH_STREAMS (1000; 0 skips those two scenarios), BENCH_BIG_STREAMS (4000; 0 skips it),
  * BENCH_STREAMS_PER_USER (3, also the service's MAX_STREAMS_PER_USER), BENCH_STREAM_DEADLINE_S
- * (30), BENCH_LOG_LEVEL (the service's, default info; logs go to a file scanned for errors),
+ * (20), BENCH_LOG_LEVEL (the service's, default info; logs go to a file scanned for errors),
  * BENCH_LOG_DIR=<dir> (keep those logs), BENCH_CPU_PROF=<dir> (`node --cpu-prof` the services),
  * BENCH_ONLY=http|stream|floor (one part only).
  */
@@ -54,7 +54,10 @@ async function main () {
 
   let ferretdb: RunningFerretdb | null = null
   if (!process.env.MONGODB_URL) {
-    ferretdb = await startFerretdb()
+    // Durable like a production database (PostgreSQL keeps fsync and synchronous commits on), where
+    // scripts/ferretdb.ts runs one.
+    const options: Parameters<typeof startFerretdb>[0] & { durable?: boolean } = { durable: true }
+    ferretdb = await startFerretdb(options)
     ownDatabase(ferretdb)
   }
   const mongodbUrl = process.env.MONGODB_URL ?? ferretdb!.url

@@ -19,7 +19,8 @@ export interface Child {
   stop (): Promise<void>
 }
 
-interface Stoppable { process: ChildProcess, stop (): Promise<void> }
+/** The embedded database; `kill` (PostgreSQL-backed scripts/ferretdb.ts) also signals the cluster it started. */
+interface Stoppable { process: ChildProcess, stop (): Promise<void>, kill? (): void }
 
 const children = new Set<Child>()
 let database: Stoppable | null = null
@@ -45,7 +46,8 @@ export async function cleanup (): Promise<void> {
 export function guardChildren (): void {
   process.on('exit', () => {
     for (const child of children) if (child.proc.exitCode === null) child.proc.kill('SIGKILL')
-    if (database?.process.exitCode === null) database.process.kill('SIGKILL')
+    if (database?.kill) database.kill()
+    else if (database?.process.exitCode === null) database.process.kill('SIGKILL')
   })
   // Ctrl-C reaches this process twice (from the terminal and relayed by the tsx wrapper): the first
   // one starts the cleanup, later ones are ignored so they cannot cut it short (it is time-bounded).

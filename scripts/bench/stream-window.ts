@@ -28,7 +28,7 @@ export interface StreamWindow {
   ops: { window: Record<string, number>, windowTotal: number, idlePerS: Record<string, number>, idleTotalPerS: number } | null
 }
 
-const IDLE_MS = 3000
+const IDLE_MS = 2000
 
 function diff (after: WireCounts | null, before: WireCounts | null, scale = 1) {
   if (!after || !before) return null
@@ -57,8 +57,8 @@ async function settle (proxy: Child | null): Promise<void> {
 export async function streamWindow (service: Child, proxy: Child | null, db: DatabaseProcesses, tokens: string[], streams: number): Promise<StreamWindow> {
   const pid = service.pid
   // Warm-up: one stream for each of a few users, so the baseline has the stream code loaded and compiled.
-  const warm = new StreamPool(50)
-  const warmUp = await Promise.all(tokens.slice(0, 50).map(async (token) => await openStream(service.port, token, warm)))
+  const warm = new StreamPool(20)
+  const warmUp = await Promise.all(tokens.slice(0, 20).map(async (token) => await openStream(service.port, token, warm)))
   warm.agent.destroy()
   await settle(proxy)
 
