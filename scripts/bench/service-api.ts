@@ -1,8 +1,6 @@
 /** Setup traffic to the service (not measured): requests, readiness, users. */
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { MongoClient, ObjectId } from 'mongodb'
-import pLimit from 'p-limit'
 import { settings } from './settings.js'
 
 export interface BenchUser { token: string, id: string, email: string }
@@ -41,41 +39,4 @@ export async function createUser (port: number, label: string): Promise<BenchUse
   const login = await api(port, 'POST', '/auth/login', { form: { username: email, password: settings.password } })
   if (login.status !== 200 || typeof login.body.access_token !== 'string') throw new Error(`login ${email}: ${login.status} ${JSON.stringify(login.body)}`)
   return { token: login.body.access_token, id: String(registered.body.id), email }
-}
-
-/**
- * `count` users, each logged in once through the API. One signs up through the API; the others are
- * copies of its stored document (new `_id`, new address, the same password hash), because every
- * argon2 hash costs about 30 ms of CPU and a sign-up through the API would double the hashes.
- * Logins go a few at a time: the service hashes ARGON2_MAX_CONCURRENCY at once and turns a long
- * queue away.
- */
-export async function createUsers (port: number, mongodbUrl: string, databaseName: string, count: number): Promise<BenchUser[]> {
-  if (count <= 0) return []
-  const first = await createUser(port, 'stream')
-  const client = new MongoClient(mongodbUrl)
-  const copies: Array<{ id: string, email: string }> = []
-  try {
-    const users = client.db(databaseName).collection('users')
-    const template = await users.findOne({ _id: new ObjectId(first.id) })
-    if (!template) throw new Error(`the signed-up user ${first.id} is not in the users collection`)
-    for (let i = 1; i < count; i += 500) {
-      const batch = Array.from({ length: Math.min(500, count - i) }, (_, j) => {
-        const email = `bench-stream${i + j}-${randomBytes(4).toString('hex')}@example.com`
-        const doc = Object.fromEntries(Object.entries(template).map(([key, value]) => [key, value === first.email ? email : value]))
-        return { email, doc: { ...doc, _id: new ObjectId() } }
-      })
-      await users.insertMany(batch.map((copy) => copy.doc))
-      copies.push(...batch.map((copy) => ({ id: copy.doc._id.toHexString(), email: copy.email })))
-    }
-  } finally {
-    await client.close().catch(() => {})
-  }
-  const limit = pLimit(8)
-  const logIn = async ({ id, email }: { id: string, email: string }): Promise<BenchUser> => {
-    const login = await api(port, 'POST', '/auth/login', { form: { username: email, password: settings.password } })
-    if (login.status !== 200 || typeof login.body.access_token !== 'string') throw new Error(`login ${email}: ${login.status} ${JSON.stringify(login.body)}`)
-    return { token: login.body.access_token, id, email }
-  }
-  return [first, ...await Promise.all(copies.map(async (copy) => await limit(() => logIn(copy))))]
 }

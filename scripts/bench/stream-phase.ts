@@ -9,11 +9,12 @@ import { MongoClient, ObjectId } from 'mongodb'
 import { startChild, type Child } from './children.js'
 import type { BenchContext, Phase } from './context.js'
 import { logProblems, scanLog } from './log-scan.js'
-import { createUsers, waitReady, type BenchUser } from './service-api.js'
+import { waitReady, type BenchUser } from './service-api.js'
 import { settings } from './settings.js'
 import { fmt } from './stats.js'
 import { streamReport } from './stream-report.js'
 import { streamWindow, type StreamWindow } from './stream-window.js'
+import { createUsers } from './users.js'
 
 export interface StreamScenario {
   label: string
@@ -123,8 +124,9 @@ export async function streamPhase (ctx: BenchContext): Promise<Phase> {
   const usersFor = async (port: number) => {
     if (users.length < needed) {
       const t0 = performance.now()
-      users = [...users, ...await createUsers(port, ctx.mongodbUrl, ctx.databaseName, needed - users.length)]
-      console.log(`# ${needed} users (one signed up, copies of it stored directly, each logged in through the API) in ${fmt((performance.now() - t0) / 1000, 1)} s`)
+      const made = await createUsers(port, ctx.mongodbUrl, ctx.databaseName, needed - users.length)
+      users = [...users, ...made.users]
+      console.log(`# ${needed} users (${made.how}) in ${fmt((performance.now() - t0) / 1000, 1)} s`)
     }
     return users
   }
