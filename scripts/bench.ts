@@ -19,7 +19,7 @@
  * BENCH_STREAMS_PER_USER (3, also the service's MAX_STREAMS_PER_USER), BENCH_STREAM_DEADLINE_S
  * (20), BENCH_LOG_LEVEL (the service's, default info; logs go to a file scanned for errors),
  * BENCH_LOG_DIR=<dir> (keep those logs), BENCH_CPU_PROF=<dir> (`node --cpu-prof` the services),
- * BENCH_ONLY=http|stream|floor (one part only).
+ * BENCH_COUNT_REQUESTS=0 (streams without the counting proxy), BENCH_ONLY=http|stream|floor.
  */
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'

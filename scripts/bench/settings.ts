@@ -22,6 +22,8 @@ export const settings = {
   /** Streams per user, and the service's MAX_STREAMS_PER_USER: users = streams / this, rounded up. */
   streamsPerUser: intSetting('BENCH_STREAMS_PER_USER', 3, 1, 100),
   wordDelayMs: 100,
+  /** The stream scenarios' service reaches the database through the counting proxy (scripts/bench/wire-proxy.ts). */
+  countRequests: process.env.BENCH_COUNT_REQUESTS !== '0',
   /** A stream without `done` this long after the scenario began is cut and counted as a failure. */
   streamDeadlineMs: intSetting('BENCH_STREAM_DEADLINE_S', 20, 5, 120) * 1000,
   logLevel: process.env.BENCH_LOG_LEVEL || 'info',

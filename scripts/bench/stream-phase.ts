@@ -87,7 +87,7 @@ async function runScenario (ctx: BenchContext, scenario: StreamScenario, index: 
     const upstream = scenario.provider === 'openai'
       ? await start('upstream', 'upstream', { BENCH_UPSTREAM_PIECES: '30', BENCH_UPSTREAM_DELAY_MS: String(settings.wordDelayMs) })
       : null
-    const target = proxyTarget(ctx.mongodbUrl)
+    const target = settings.countRequests ? proxyTarget(ctx.mongodbUrl) : null
     const proxy = target ? await start('wire-proxy', 'proxy', { BENCH_PROXY_TARGET: target }) : null
     const service = await start(`stream-${scenario.provider}-${scenario.streams}`, 'api', ctx.serviceEnv({
       ASSISTANT_WORD_DELAY_MS: String(settings.wordDelayMs),
@@ -100,7 +100,7 @@ async function runScenario (ctx: BenchContext, scenario: StreamScenario, index: 
     const readyAt = await waitReady(service.port)
     console.log(`# ${scenario.label}: ${scenario.users} users × ≤ ${settings.streamsPerUser}, service on :${service.port} (pid ${service.pid})` +
       `${upstream ? `, local upstream (30 deltas, ${settings.wordDelayMs} ms apart) on :${upstream.port}` : `, ASSISTANT_WORD_DELAY_MS=${settings.wordDelayMs}`}` +
-      `${proxy ? `, database through the counting proxy (pid ${proxy.pid})` : ', no counting proxy (MONGODB_URL is not one cleartext host)'}`)
+      `${proxy ? `, database through the counting proxy (pid ${proxy.pid})` : `, no counting proxy (${settings.countRequests ? 'MONGODB_URL is not one cleartext host' : 'BENCH_COUNT_REQUESTS=0'})`}`)
     const t0 = performance.now()
     const { users, how } = await createUsers(service.port, ctx.mongodbUrl, databaseName, scenario.users)
     console.log(`#   ${scenario.users} users (${how}) in ${fmt((performance.now() - t0) / 1000, 1)} s`)
