@@ -134,7 +134,7 @@ export async function ask<T> (child: Child, type: string): Promise<T | null> {
     const onMessage = (message: T & { type?: string }) => { if (message?.type === type) done(message) }
     child.proc.on('message', onMessage)
     try {
-      child.proc.send({ type })
+      child.proc.send({ type }, (error) => { if (error) done(null) })
     } catch {
       done(null)
     }

@@ -56,11 +56,11 @@ export function streamReport (results: ScenarioResult[]): Phase {
   const row = (label: string, cell: (r: typeof all[number]) => string, target = '') => [label, ...all.map(cell), target]
   const rows: string[][] = [
     row('users × streams each', (r) => `${fmt(r.scenario.users)} × ≤ ${settings.streamsPerUser}`),
-    row('failures', (r) => `${r.f.failures} ${verdict(r.f.failures === TARGETS.streamFailures && r.window.outcomes.length === r.scenario.streams)}`, `${TARGETS.streamFailures}`),
+    row('failures', (r) => `${fmt(r.f.failures)} ${verdict(r.f.failures === TARGETS.streamFailures && r.window.outcomes.length === r.scenario.streams)}`, `${TARGETS.streamFailures}`),
     ...KINDS.map((kind) => row(`– ${kind}`, (r) => {
       const details = [...r.f.byKind.get(kind)!]
       const n = sum(details.map(([, count]) => count))
-      return n ? `${n} (${details.sort((a, b) => b[1] - a[1]).slice(0, 3).map(([what, count]) => `${what} × ${count}`).join(', ')})` : '0'
+      return n ? `${fmt(n)} (${details.sort((a, b) => b[1] - a[1]).slice(0, 3).map(([what, count]) => `${what} × ${fmt(count)}`).join(', ')})` : '0'
     })),
     row('streams open at once (max)', (r) => fmt(r.window.maxOpen)),
     row('time to `start` p50 / p99', (r) => p50p99(r.window.outcomes.filter((o) => Number.isFinite(o.startMs)).map((o) => o.startMs))),
