@@ -1,13 +1,13 @@
 /**
  * Child-process entry for `npm run bench` (scripts/bench.ts): `bare` runs a bare Fastify with one
  * GET route, `api` runs the service from the environment, `upstream` a fast OpenAI-protocol server
- * (BENCH_UPSTREAM_PIECES deltas, BENCH_UPSTREAM_DELAY_MS apart). Both listen on a free 127.0.0.1 port and
- * report it to the parent over IPC, then stop on SIGTERM / SIGINT or when the parent goes away.
+ * (BENCH_UPSTREAM_PIECES deltas, BENCH_UPSTREAM_DELAY_MS apart). Each listens on a free 127.0.0.1 port,
+ * reports it to the parent over IPC, and stops on SIGTERM / SIGINT or when the parent goes away.
  * The parent may ask for `{ type: 'memory' }` (after a full GC when run with --expose-gc).
  */
 import Fastify, { type FastifyInstance } from 'fastify'
-import { buildApp } from '../app.js'
-import { startOpenAiStub } from './openai-stub.js'
+import { buildApp } from '../../app.js'
+import { startOpenAiStub } from '../openai-stub.js'
 
 const mode = process.argv[2]
 let server: FastifyInstance
@@ -29,7 +29,7 @@ if (mode === 'bare') {
 } else if (mode === 'api') {
   server = await buildApp(process.env)
 } else {
-  console.error('usage: bench-server.ts bare|api|upstream')
+  console.error('usage: scripts/bench/server.ts bare|api|upstream')
   process.exit(2)
 }
 
