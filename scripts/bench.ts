@@ -6,6 +6,7 @@
  * - database: MONGODB_URL when set, otherwise the embedded FerretDB (scripts/ferretdb.ts) with a
  *   throwaway data folder; its CPU is read from /proc for FerretDB and its PostgreSQL cluster
  *   (db-processes.ts), and db-floor.ts times a lookup by `_id` at 10 and 10,000 documents.
+ * - Idle (idle-phase.ts): the database CPU and requests of a service doing nothing, with data stored.
  * - HTTP (http-phase.ts): the service and a bare Fastify, each in its own child process
  *   (server.ts), loaded with autocannon in interleaved rounds; ratios to the bare route, CPU per
  *   request, the forgot-password timing.
@@ -19,7 +20,7 @@
  * BENCH_STREAMS_PER_USER (3, also the service's MAX_STREAMS_PER_USER), BENCH_STREAM_DEADLINE_S
  * (20), BENCH_LOG_LEVEL (the service's, default info; logs go to a file scanned for errors),
  * BENCH_LOG_DIR=<dir> (keep those logs), BENCH_CPU_PROF=<dir> (`node --cpu-prof` the services),
- * BENCH_COUNT_REQUESTS=0 (streams without the counting proxy), BENCH_ONLY=http|stream|floor.
+ * BENCH_COUNT_REQUESTS=0 (streams without the counting proxy), BENCH_ONLY=http|stream|floor|idle.
  */
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -31,6 +32,7 @@ import type { BenchContext, Phase } from './bench/context.js'
 import { databaseFloor } from './bench/db-floor.js'
 import { databaseProcesses } from './bench/db-processes.js'
 import { httpPhase } from './bench/http-phase.js'
+import { idlePhase } from './bench/idle-phase.js'
 import { systemBusyMs } from './bench/probes.js'
 import { settings } from './bench/settings.js'
 import { fmt } from './bench/stats.js'
@@ -83,7 +85,7 @@ async function main () {
 
   try {
     const run = async (part: string, phase: (ctx: BenchContext) => Promise<Phase>) => settings.only && settings.only !== part ? null : await phase(ctx)
-    const phases = [await run('floor', databaseFloor), await run('http', httpPhase), await run('stream', streamPhase)]
+    const phases = [await run('floor', databaseFloor), await run('idle', idlePhase), await run('http', httpPhase), await run('stream', streamPhase)]
 
     console.log('')
     console.log(`## Benchmark (${new Date().toISOString().slice(0, 10)}, node ${process.version}, ${cpus().length} CPU, ${backend}, ` +

@@ -45,14 +45,14 @@ function plan (): StreamScenario[] {
 }
 
 /** The database URL through the proxy, or null when the URL is not one plain host (the proxy reads cleartext). */
-function proxiedUrl (url: string, proxyPort: number): string {
+export function proxiedUrl (url: string, proxyPort: number): string {
   const proxied = new URL(url)
   proxied.host = `127.0.0.1:${proxyPort}`
   proxied.searchParams.set('directConnection', 'true')
   return proxied.toString()
 }
 
-function proxyTarget (url: string): string | null {
+export function proxyTarget (url: string): string | null {
   try {
     const parsed = new URL(url)
     const tls = ['tls', 'ssl'].some((name) => parsed.searchParams.get(name) === 'true')
