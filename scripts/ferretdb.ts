@@ -1,6 +1,7 @@
 /**
- * The development and test database: FerretDB 1.24 on SQLite, installed with Go when missing and
- * started on a free loopback port with its own data folder.
+ * The development and test database: FerretDB 1.24 (installed with Go when missing) on a free
+ * loopback port, over PostgreSQL from this machine (scripts/postgres.ts), or over SQLite where there
+ * is no PostgreSQL or FERRETDB_BACKEND=sqlite asks for it.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs'
@@ -8,6 +9,10 @@ import { createServer, connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { chooseBackend, type Backend } from './ferretdb-backend.js'
+import { startCluster, DEFAULT_DATABASE, type PostgresCluster } from './postgres.js'
+import { cpuMs } from './process-cpu.js'
+import { launch } from './run-as.js'
 
 export const FERRETDB_VERSION = 'v1.24.2'
 const MODULE = 'github.com/FerretDB/FerretDB'
@@ -81,45 +86,100 @@ export interface RunningFerretdb {
   port: number
   process: ChildProcess
   dataDir: string
+  backend: Backend
+  /** CPU time used so far by FerretDB and its PostgreSQL cluster (every process of it), in ms. */
+  cpuMs (): number
   stop (): Promise<void>
 }
 
-/** Starts FerretDB on a free loopback port; `dataDir` defaults to a throwaway folder removed on stop. */
-export async function startFerretdb (options: { dataDir?: string, port?: number } = {}): Promise<RunningFerretdb> {
+export interface FerretdbOptions {
+  /**
+   * What survives a restart: the PostgreSQL cluster in `dataDir/postgres`, FerretDB's state (and its
+   * SQLite files) in `dataDir/ferretdb`. Without it, a throwaway folder removed on stop.
+   */
+  dataDir?: string
+  port?: number
+  /** PostgreSQL keeps fsync and synchronous commits on; the default with a `dataDir`. */
+  durable?: boolean
+}
+
+/** The FerretDB processes of this process that use each cluster: the last one to stop stops the cluster. */
+const clusterUsers = new Map<PostgresCluster, Set<ChildProcess>>()
+const running = (child: ChildProcess) => child.exitCode === null && child.signalCode === null
+
+/** Where FerretDB keeps its data on PostgreSQL, and what to do once FerretDB has stopped. */
+async function postgresqlFor (binDir: string, dataDir: string, durable: boolean) {
+  const cluster = await startCluster({ binDir, dir: join(dataDir, 'postgres'), durable })
+  const users = clusterUsers.get(cluster) ?? new Set()
+  clusterUsers.set(cluster, users)
+  return {
+    url: cluster.url(DEFAULT_DATABASE),
+    cpuMs: () => cpuMs(cluster.process.pid, true),
+    use: (child: ChildProcess) => users.add(child),
+    release: async (child: ChildProcess) => {
+      users.delete(child)
+      if ([...users].some(running)) return
+      clusterUsers.delete(cluster)
+      await cluster.stop()
+    }
+  }
+}
+
+/**
+ * Starts FerretDB on a free loopback port (or `port`). On PostgreSQL, a restart with the same
+ * `dataDir` finds the data again, and reuses the cluster when this process still runs it.
+ */
+export async function startFerretdb (options: FerretdbOptions = {}): Promise<RunningFerretdb> {
   const bin = installFerretdb()
+  const choice = chooseBackend()
   const throwaway = options.dataDir === undefined
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'ferretdb-data-'))
-  mkdirSync(dataDir, { recursive: true })
+  const stateDir = join(dataDir, 'ferretdb')
+  mkdirSync(stateDir, { recursive: true })
+  const postgresql = choice.backend === 'pg' ? await postgresqlFor(choice.binDir, dataDir, options.durable ?? !throwaway) : undefined
   const port = options.port ?? await freePort()
-  const child = spawn(bin, [
-    '--handler=sqlite',
-    `--sqlite-url=file:${dataDir}/`,
-    `--state-dir=${dataDir}`,
+  const [file, args] = launch(bin, [
+    ...(postgresql ? ['--handler=postgresql', `--postgresql-url=${postgresql.url}`] : ['--handler=sqlite', `--sqlite-url=file:${stateDir}/`]),
+    `--state-dir=${stateDir}`,
     `--listen-addr=127.0.0.1:${port}`,
     '--debug-addr=-',
     '--telemetry=disable',
     '--log-level=error'
-  ], { stdio: ['ignore', 'ignore', 'inherit'] })
+  ], { deathSignal: 'SIGTERM' })
+  // Its own process group, like the cluster: a Ctrl-C reaches this process, which stops FerretDB after the service.
+  const child = spawn(file, args, { stdio: ['ignore', 'ignore', 'inherit'], detached: true })
+  postgresql?.use(child)
 
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  let stopped = false
+  let stopping: Promise<void> | undefined
   const stop = async () => {
-    if (stopped) return
-    stopped = true
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
-    await Promise.race([exited, sleep(5000).then(() => child.kill('SIGKILL'))])
-    if (throwaway) rmSync(dataDir, { recursive: true, force: true })
+    stopping ??= (async () => {
+      if (running(child)) child.kill('SIGTERM')
+      await Promise.race([exited, sleep(5000).then(() => child.kill('SIGKILL'))])
+      await exited
+      await postgresql?.release(child)
+      if (throwaway) rmSync(dataDir, { recursive: true, force: true })
+    })()
+    await stopping
   }
 
   const deadline = Date.now() + 15_000
   while (!await accepts(port)) {
-    if (child.exitCode !== null || Date.now() > deadline) {
+    if (!running(child) || Date.now() > deadline) {
       await stop()
       throw new Error(`FerretDB did not start on port ${port}`)
     }
     await sleep(50)
   }
-  return { url: `mongodb://127.0.0.1:${port}/`, port, process: child, dataDir, stop }
+  return {
+    url: `mongodb://127.0.0.1:${port}/`,
+    port,
+    process: child,
+    dataDir,
+    backend: choice.backend,
+    cpuMs: () => cpuMs(child.pid) + (postgresql?.cpuMs() ?? 0),
+    stop
+  }
 }
 
 // `tsx scripts/ferretdb.ts install` installs without starting (CI, pretest).
