@@ -3,7 +3,8 @@
  * "Speed is measured, not asserted"). Prints ratios and PASS/MISS per target, and always exits 0
  * once it has measured (1 only when it could not run).
  *
- * - FerretDB: MONGODB_URL when set, otherwise an embedded one with a throwaway data folder.
+ * - FerretDB: MONGODB_URL when set, otherwise an embedded one (over PostgreSQL with fsync on, when the
+ *   machine has it) with a throwaway data folder; its CPU counts FerretDB and every PostgreSQL process.
  * - The service and a bare Fastify (one GET route) each run in their own child process
  *   (scripts/bench-server.ts) on 127.0.0.1, so the load generator never shares their event loop and
  *   the service's RSS can be read from /proc/<pid>/status.
@@ -96,7 +97,7 @@ async function cleanup (): Promise<void> {
 // Last resort: no child outlives the script, even when it dies without running cleanup.
 process.on('exit', () => {
   for (const child of children) if (child.proc.exitCode === null) child.proc.kill('SIGKILL')
-  if (ferretdb?.process.exitCode === null) ferretdb.process.kill('SIGKILL')
+  ferretdb?.kill()
 })
 // Ctrl-C reaches this process twice (from the terminal and relayed by the tsx wrapper): the first
 // one starts the cleanup, later ones are ignored so they cannot cut it short (it is time-bounded).
@@ -341,14 +342,14 @@ interface Run {
   cores: { server: number, db: number, loadgen: number, others: number }
 }
 
-/** Pids whose CPU is counted for a run. */
-const cpuPids: { db?: number } = {}
+/** CPU of the embedded database (FerretDB and its PostgreSQL processes); 0 with MONGODB_URL. */
+const dbCpuMs = () => ferretdb?.cpuMs() ?? 0
 
 async function load (port: number, serverPid: number, scenario: Pick<Scenario, 'method' | 'path' | 'token' | 'body'>, durationS = DURATION_S): Promise<Run> {
   const headers: Record<string, string> = {}
   if (scenario.token) headers.authorization = `Bearer ${scenario.token}`
   if (scenario.body) headers['content-type'] = 'application/json'
-  const before = { server: cpuMs(serverPid), db: cpuMs(cpuPids.db), loadgen: cpuMs(process.pid), system: systemBusyMs(), at: performance.now() }
+  const before = { server: cpuMs(serverPid), db: dbCpuMs(), loadgen: cpuMs(process.pid), system: systemBusyMs(), at: performance.now() }
   const result = await autocannon({
     url: `http://127.0.0.1:${port}${scenario.path}`,
     method: scenario.method,
@@ -359,7 +360,7 @@ async function load (port: number, serverPid: number, scenario: Pick<Scenario, '
     timeout: 10
   })
   const wallMs = performance.now() - before.at
-  const used = { server: cpuMs(serverPid) - before.server, db: cpuMs(cpuPids.db) - before.db, loadgen: cpuMs(process.pid) - before.loadgen }
+  const used = { server: cpuMs(serverPid) - before.server, db: dbCpuMs() - before.db, loadgen: cpuMs(process.pid) - before.loadgen }
   const others = Math.max(0, systemBusyMs() - before.system - used.server - used.db - used.loadgen)
   const requests = Math.max(1, result.requests.total)
   const codes: Record<string, number> = {}
@@ -512,11 +513,11 @@ async function streamScenario (service: Child, tokens: string[]): Promise<Stream
   }, 20)
   const deadline = setTimeout(() => { for (const request of requests) request.destroy(new Error('stream phase deadline')) }, 60_000)
   const started = performance.now()
-  const cpuBefore = { service: cpuMs(pid), db: cpuMs(cpuPids.db) }
+  const cpuBefore = { service: cpuMs(pid), db: dbCpuMs() }
   const results = await Promise.all(Array.from({ length: TOTAL_STREAMS }, async (_, i) =>
     await openStream(service.port, tokens[i % tokens.length]!, agent, tracker, requests)))
   const wallMs = performance.now() - started
-  const cpuAfter = { service: cpuMs(pid), db: cpuMs(cpuPids.db) }
+  const cpuAfter = { service: cpuMs(pid), db: dbCpuMs() }
   clearInterval(sampler)
   clearTimeout(deadline)
   agent.destroy()
@@ -657,9 +658,9 @@ async function httpPhase (settings: ServiceSettings, mongodbUrl: string, databas
         scenario.target === undefined ? '' : `≥ ${fmt(scenario.target, 2)}× bare`,
         scenario.target === undefined ? '' : verdict(ok)
       ])
-      costRows.push([scenario.label, us(mean(apiRuns.map((r) => r.cpu.server))), cpuPids.db ? us(mean(apiRuns.map((r) => r.cpu.db))) : '–',
+      costRows.push([scenario.label, us(mean(apiRuns.map((r) => r.cpu.server))), ferretdb ? us(mean(apiRuns.map((r) => r.cpu.db))) : '–',
         us(mean(apiRuns.map((r) => r.cpu.loadgen))),
-        `${fmt(mean(apiRuns.map((r) => r.cores.server)), 2)} / ${cpuPids.db ? fmt(mean(apiRuns.map((r) => r.cores.db)), 2) : '–'} / ${fmt(mean(apiRuns.map((r) => r.cores.loadgen)), 2)} / ${fmt(mean(apiRuns.map((r) => r.cores.others)), 2)}`])
+        `${fmt(mean(apiRuns.map((r) => r.cores.server)), 2)} / ${ferretdb ? fmt(mean(apiRuns.map((r) => r.cores.db)), 2) : '–'} / ${fmt(mean(apiRuns.map((r) => r.cores.loadgen)), 2)} / ${fmt(mean(apiRuns.map((r) => r.cores.others)), 2)}`])
     }
 
     lines.push('| scenario | req/s | p50 ms | p99 ms | × bare (min–max) | errors | target | result |')
@@ -744,7 +745,7 @@ async function streamPhase (settings: ServiceSettings, mongodbUrl: string, datab
   lines.push(`| live memory per open stream after a full GC: JS heap + external | ${heap ? `${fmt(heap.js, 1)} + ${fmt(heap.external, 1)} KB (${stream.heapOpenStreams} open)` : 'n/a (never 95 % open at once)'} | | |`)
   lines.push(`| replies stored \`complete\` | ${storedComplete} / ${TOTAL_STREAMS + STREAM_USERS} | all | ${verdict(storedComplete === TOTAL_STREAMS + STREAM_USERS)} |`)
   lines.push(`| wall time, all streams | ${fmt(stream.wallMs / 1000, 1)} s | | |`)
-  lines.push(`| CPU during the streams: service / database | ${fmt(stream.serviceCpuMs / 1000, 1)} s / ${cpuPids.db ? `${fmt(stream.dbCpuMs / 1000, 1)} s` : '–'} | | |`)
+  lines.push(`| CPU during the streams: service / database | ${fmt(stream.serviceCpuMs / 1000, 1)} s / ${ferretdb ? `${fmt(stream.dbCpuMs / 1000, 1)} s` : '–'} | | |`)
   lines.push(`| service CPU per 1,000 relayed events | ${stream.events > 0 ? `${fmt(stream.serviceCpuMs / stream.events * 1000)} ms` : 'n/a'} | | |`)
   if (Object.keys(stream.reasons).length) problems.push(`stream failures: ${JSON.stringify(stream.reasons)}`)
   if (storedComplete !== storedTotal || storedTotal !== TOTAL_STREAMS + STREAM_USERS) {
@@ -773,10 +774,10 @@ async function main () {
 
   let mongodbUrl = process.env.MONGODB_URL
   if (!mongodbUrl) {
-    ferretdb = await startFerretdb()
+    // Durable like a production database: PostgreSQL keeps fsync and synchronous commits on.
+    ferretdb = await startFerretdb({ durable: true })
     mongodbUrl = ferretdb.url
-    cpuPids.db = ferretdb.process.pid
-    console.log(`# database: embedded FerretDB at ${mongodbUrl} (throwaway data folder, pid ${cpuPids.db})`)
+    console.log(`# database: embedded FerretDB on ${ferretdb.backend === 'pg' ? 'PostgreSQL' : 'SQLite'} at ${mongodbUrl} (throwaway data folder, pid ${ferretdb.process.pid})`)
   } else {
     console.log('# database: MONGODB_URL (its CPU is not measured)')
   }

@@ -4,13 +4,14 @@
  * is no PostgreSQL or FERRETDB_BACKEND=sqlite asks for it.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs'
 import { createServer, connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { chooseBackend, type Backend } from './ferretdb-backend.js'
-import { startCluster, DEFAULT_DATABASE, type PostgresCluster } from './postgres.js'
+import { databases, startCluster, DEFAULT_DATABASE, type PostgresCluster } from './postgres.js'
 import { cpuMs } from './process-cpu.js'
 import { launch } from './run-as.js'
 
@@ -90,6 +91,8 @@ export interface RunningFerretdb {
   /** CPU time used so far by FerretDB and its PostgreSQL cluster (every process of it), in ms. */
   cpuMs (): number
   stop (): Promise<void>
+  /** For 'exit' handlers: signals FerretDB and the cluster it started to stop, without waiting. */
+  kill (): void
 }
 
 export interface FerretdbOptions {
@@ -107,6 +110,20 @@ export interface FerretdbOptions {
 const clusterUsers = new Map<PostgresCluster, Set<ChildProcess>>()
 const running = (child: ChildProcess) => child.exitCode === null && child.signalCode === null
 
+/** A database of its own in the cluster a test run shares (scripts/with-postgres.ts), dropped afterwards. */
+async function sharedClusterDatabase (binDir: string, socketDir: string) {
+  const shared = databases(binDir, socketDir)
+  const name = `ferretdb_${randomBytes(6).toString('hex')}`
+  await shared.createDatabase(name)
+  return {
+    url: shared.url(name),
+    cpuMs: () => 0,
+    kill: () => {},
+    use: () => {},
+    release: async () => await shared.dropDatabase(name).catch(() => {})
+  }
+}
+
 /** Where FerretDB keeps its data on PostgreSQL, and what to do once FerretDB has stopped. */
 async function postgresqlFor (binDir: string, dataDir: string, durable: boolean) {
   const cluster = await startCluster({ binDir, dir: join(dataDir, 'postgres'), durable })
@@ -115,6 +132,7 @@ async function postgresqlFor (binDir: string, dataDir: string, durable: boolean)
   return {
     url: cluster.url(DEFAULT_DATABASE),
     cpuMs: () => cpuMs(cluster.process.pid, true),
+    kill: () => { if (running(cluster.process)) cluster.process.kill('SIGINT') },
     use: (child: ChildProcess) => users.add(child),
     release: async (child: ChildProcess) => {
       users.delete(child)
@@ -136,7 +154,12 @@ export async function startFerretdb (options: FerretdbOptions = {}): Promise<Run
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'ferretdb-data-'))
   const stateDir = join(dataDir, 'ferretdb')
   mkdirSync(stateDir, { recursive: true })
-  const postgresql = choice.backend === 'pg' ? await postgresqlFor(choice.binDir, dataDir, options.durable ?? !throwaway) : undefined
+  const shared = throwaway ? process.env.EMBEDDED_POSTGRES_SOCKET : undefined
+  const postgresql = choice.backend === 'sqlite'
+    ? undefined
+    : shared
+      ? await sharedClusterDatabase(choice.binDir, shared)
+      : await postgresqlFor(choice.binDir, dataDir, options.durable ?? !throwaway)
   const port = options.port ?? await freePort()
   const [file, args] = launch(bin, [
     ...(postgresql ? ['--handler=postgresql', `--postgresql-url=${postgresql.url}`] : ['--handler=sqlite', `--sqlite-url=file:${stateDir}/`]),
@@ -178,7 +201,11 @@ export async function startFerretdb (options: FerretdbOptions = {}): Promise<Run
     dataDir,
     backend: choice.backend,
     cpuMs: () => cpuMs(child.pid) + (postgresql?.cpuMs() ?? 0),
-    stop
+    stop,
+    kill: () => {
+      if (running(child)) child.kill('SIGTERM')
+      postgresql?.kill()
+    }
   }
 }
 

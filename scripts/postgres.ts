@@ -24,15 +24,29 @@ export interface ClusterOptions {
   durable: boolean
 }
 
-export interface PostgresCluster {
-  dir: string
+/** The databases of a running cluster, reached through its socket folder. */
+export interface PostgresDatabases {
   socketDir: string
-  process: ChildProcess
-  /** A URL for FerretDB's --postgresql-url (and psql). */
+  /** A URL for FerretDB's --postgresql-url. */
   url (database: string): string
   createDatabase (name: string): Promise<void>
   dropDatabase (name: string): Promise<void>
+}
+
+export interface PostgresCluster extends PostgresDatabases {
+  dir: string
+  process: ChildProcess
   stop (): Promise<void>
+}
+
+export function databases (binDir: string, socketDir: string): PostgresDatabases {
+  const client = ['-h', socketDir, '-U', SUPERUSER]
+  return {
+    socketDir,
+    url: (database) => `postgres://${SUPERUSER}@/${database}?host=${encodeURIComponent(socketDir)}`,
+    createDatabase: async (name) => await runTool(binDir, 'createdb', [...client, name]),
+    dropDatabase: async (name) => await runTool(binDir, 'dropdb', [...client, '--force', '--if-exists', name])
+  }
 }
 
 function ownedDir (path: string, temporary = false): string {
@@ -142,16 +156,11 @@ async function boot (options: ClusterOptions): Promise<PostgresCluster> {
   })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
 
-  const url = (database: string) => `postgres://${SUPERUSER}@/${database}?host=${encodeURIComponent(socketDir)}`
-  const client = ['-h', socketDir, '-U', SUPERUSER]
   let stopping: Promise<void> | undefined
   const cluster: PostgresCluster = {
+    ...databases(binDir, socketDir),
     dir,
-    socketDir,
     process: child,
-    url,
-    createDatabase: async (name) => await runTool(binDir, 'createdb', [...client, name]),
-    dropDatabase: async (name) => await runTool(binDir, 'dropdb', [...client, '--force', '--if-exists', name]),
     stop: async () => {
       stopping ??= (async () => {
         running.delete(resolve(dir))
