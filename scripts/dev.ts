@@ -11,7 +11,10 @@ if (existsSync('.env')) process.loadEnvFile('.env')
 process.env.NODE_ENV ??= 'development'
 
 if (!process.env.MONGODB_URL) {
-  const db = await startFerretdb({ dataDir: join(process.cwd(), '.data') })
+  const db = await startFerretdb({ dataDir: join(process.cwd(), '.data') }).catch((error: Error) => {
+    console.error(`The embedded database did not start: ${error.message}`)
+    process.exit(1)
+  })
   process.env.MONGODB_URL = db.url
   console.error(`Embedded FerretDB on ${db.url}, over ${db.backend === 'pg' ? 'PostgreSQL (data in .data/postgres)' : 'SQLite (data in .data/ferretdb)'}`)
   // The service closes first (close-with-grace, then exit); the database stops after it.

@@ -88,7 +88,7 @@ export interface RunningFerretdb {
   process: ChildProcess
   dataDir: string
   backend: Backend
-  /** CPU time used so far by FerretDB and its PostgreSQL cluster (every process of it), in ms. */
+  /** CPU time used so far by FerretDB and the PostgreSQL cluster it started (every process of it), in ms. */
   cpuMs (): number
   stop (): Promise<void>
   /** For 'exit' handlers: signals FerretDB and the cluster it started to stop, without waiting. */
@@ -128,11 +128,15 @@ async function sharedClusterDatabase (binDir: string, socketDir: string) {
 async function postgresqlFor (binDir: string, dataDir: string, durable: boolean) {
   const cluster = await startCluster({ binDir, dir: join(dataDir, 'postgres'), durable })
   const users = clusterUsers.get(cluster) ?? new Set()
-  clusterUsers.set(cluster, users)
+  if (!clusterUsers.has(cluster)) {
+    clusterUsers.set(cluster, users)
+    // FerretDB without its cluster only fails: end it too, so that its users see it gone.
+    cluster.process.once('exit', () => { for (const child of users) if (running(child)) child.kill('SIGTERM') })
+  }
   return {
     url: cluster.url(DEFAULT_DATABASE),
     cpuMs: () => cpuMs(cluster.process.pid, true),
-    kill: () => { if (running(cluster.process)) cluster.process.kill('SIGINT') },
+    kill: () => cluster.kill(),
     use: (child: ChildProcess) => users.add(child),
     release: async (child: ChildProcess) => {
       users.delete(child)
@@ -157,9 +161,11 @@ export async function startFerretdb (options: FerretdbOptions = {}): Promise<Run
   const shared = throwaway ? process.env.EMBEDDED_POSTGRES_SOCKET : undefined
   const postgresql = choice.backend === 'sqlite'
     ? undefined
-    : shared
-      ? await sharedClusterDatabase(choice.binDir, shared)
-      : await postgresqlFor(choice.binDir, dataDir, options.durable ?? !throwaway)
+    : await (shared ? sharedClusterDatabase(choice.binDir, shared) : postgresqlFor(choice.binDir, dataDir, options.durable ?? !throwaway))
+      .catch((error: unknown) => {
+        if (throwaway) rmSync(dataDir, { recursive: true, force: true })
+        throw error
+      })
   const port = options.port ?? await freePort()
   const [file, args] = launch(bin, [
     ...(postgresql ? ['--handler=postgresql', `--postgresql-url=${postgresql.url}`] : ['--handler=sqlite', `--sqlite-url=file:${stateDir}/`]),

@@ -1,7 +1,7 @@
 /**
  * A PostgreSQL cluster for FerretDB: created with initdb when its folder is empty and run as a child
- * of this process, reachable only through a Unix socket in a temporary folder of its own (no TCP),
- * with trust authentication. A throwaway cluster trades crash safety for speed (fsync off).
+ * of this process, reachable only through a Unix socket (no TCP), with trust authentication. A
+ * throwaway cluster trades crash safety for speed (fsync off).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync } from 'node:fs'
@@ -37,6 +37,8 @@ export interface PostgresCluster extends PostgresDatabases {
   dir: string
   process: ChildProcess
   stop (): Promise<void>
+  /** For 'exit' handlers: asks for a fast shutdown without waiting, and removes the socket folder. */
+  kill (): void
 }
 
 export function databases (binDir: string, socketDir: string): PostgresDatabases {
@@ -140,7 +142,9 @@ async function boot (options: ClusterOptions): Promise<PostgresCluster> {
   const { binDir, dir, durable } = options
   const created = await initialise(options)
   clearStalePidFile(dir)
-  const socketDir = ownedDir(join(tmpdir(), 'pg-'), true)
+  // The socket's path has a length limit (107 bytes on Linux); in the cluster's folder when it fits.
+  const socketDir = resolve(dir).length < 80 ? resolve(dir) : ownedDir(join(tmpdir(), 'pg-'), true)
+  const ownSocketDir = socketDir !== resolve(dir)
   const settings = [
     'listen_addresses=', `unix_socket_directories=${socketDir}`, 'max_connections=200',
     ...(durable ? [] : ['fsync=off', 'synchronous_commit=off', 'full_page_writes=off'])
@@ -169,9 +173,14 @@ async function boot (options: ClusterOptions): Promise<PostgresCluster> {
         await Promise.race([exited, sleep(10_000).then(() => child.kill('SIGQUIT'))])
         await Promise.race([exited, sleep(5_000).then(() => child.kill('SIGKILL'))])
         await exited
-        rmSync(socketDir, { recursive: true, force: true })
+        if (ownSocketDir) rmSync(socketDir, { recursive: true, force: true })
       })()
       await stopping
+    },
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT')
+      // PostgreSQL shuts down cleanly without it (a socket it cannot remove is not an error).
+      if (ownSocketDir) rmSync(socketDir, { recursive: true, force: true })
     }
   }
   try {
