@@ -59,7 +59,7 @@ function ownedDir (path: string, temporary = false): string {
   return dir
 }
 
-/** Ends the run when a program of the cluster fails, with the end of what it printed. */
+/** Runs one of PostgreSQL's programs as the cluster's owner; a failure throws with the end of its output. */
 async function runTool (binDir: string, tool: string, args: string[]) {
   const [file, argv] = launch(join(binDir, tool), args, { asPostgres: true })
   try {
@@ -134,7 +134,8 @@ export async function startCluster (options: ClusterOptions): Promise<PostgresCl
   if (existing) return await existing
   const starting = boot(options)
   running.set(key, starting)
-  starting.catch(() => running.delete(key))
+  const forget = () => { if (running.get(key) === starting) running.delete(key) }
+  starting.then((cluster) => cluster.process.once('exit', forget), forget)
   return await starting
 }
 
@@ -167,7 +168,6 @@ async function boot (options: ClusterOptions): Promise<PostgresCluster> {
     process: child,
     stop: async () => {
       stopping ??= (async () => {
-        running.delete(resolve(dir))
         // SIGINT is PostgreSQL's fast shutdown (ends sessions, checkpoints); SIGQUIT the immediate one.
         if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT')
         await Promise.race([exited, sleep(10_000).then(() => child.kill('SIGQUIT'))])

@@ -7,29 +7,37 @@ import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { chooseBackend } from './ferretdb-backend.js'
+import { chooseBackend, type BackendChoice } from './ferretdb-backend.js'
 import { startCluster, type PostgresCluster } from './postgres.js'
 
 const [command, ...args] = process.argv.slice(2)
 if (!command) throw new Error('usage: tsx scripts/with-postgres.ts <command...>')
 
-const choice = chooseBackend()
+let choice: BackendChoice
+try {
+  choice = chooseBackend()
+} catch (error) {
+  console.error((error as Error).message)
+  process.exit(1)
+}
 // Every test process takes the same decision, without a warning of its own.
 const env: NodeJS.ProcessEnv = { ...process.env, FERRETDB_BACKEND: choice.backend }
+const dir = mkdtempSync(join(tmpdir(), 'postgres-tests-'))
 let cluster: PostgresCluster | undefined
-let dir: string | undefined
-if (choice.backend === 'pg') {
-  dir = mkdtempSync(join(tmpdir(), 'postgres-tests-'))
-  cluster = await startCluster({ binDir: choice.binDir, dir: join(dir, 'postgres'), durable: false })
-  Object.assign(env, { POSTGRES_BIN_DIR: choice.binDir, EMBEDDED_POSTGRES_SOCKET: cluster.socketDir })
+let status = 1
+try {
+  if (choice.backend === 'pg') {
+    cluster = await startCluster({ binDir: choice.binDir, dir: join(dir, 'postgres'), durable: false })
+    Object.assign(env, { POSTGRES_BIN_DIR: choice.binDir, EMBEDDED_POSTGRES_SOCKET: cluster.socketDir })
+  }
+  const child = spawn(command, args, { stdio: 'inherit', env })
+  // A Ctrl-C reaches the command too (one process group); either way this process waits for it to
+  // end, then cleans up.
+  process.on('SIGINT', () => {})
+  process.on('SIGTERM', () => child.kill('SIGTERM'))
+  status = await new Promise<number>((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1))))
+} finally {
+  await cluster?.stop()
+  rmSync(dir, { recursive: true, force: true })
 }
-
-const child = spawn(command, args, { stdio: 'inherit', env })
-// A Ctrl-C reaches the command too (one process group); either way this process waits for it to
-// end, then cleans up.
-process.on('SIGINT', () => {})
-process.on('SIGTERM', () => child.kill('SIGTERM'))
-const status = await new Promise<number>((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1))))
-await cluster?.stop()
-if (dir) rmSync(dir, { recursive: true, force: true })
 process.exit(status)
