@@ -1,6 +1,8 @@
 /**
  * Builds the real app against a real database: MONGODB_URL when set, otherwise one throwaway
- * FerretDB per test file. Every app gets its own database, dropped when the test ends.
+ * FerretDB per test file (over PostgreSQL: a database of its own in the cluster `npm test` shares,
+ * or a cluster of its own under a bare `npx tap`). Every app gets its own database, dropped when
+ * the test ends.
  */
 import { randomBytes } from 'node:crypto'
 import { Writable } from 'node:stream'
