@@ -58,8 +58,7 @@ async function main () {
   if (!process.env.MONGODB_URL) {
     // Durable like a production database (PostgreSQL keeps fsync and synchronous commits on), where
     // scripts/ferretdb.ts runs one.
-    const options: Parameters<typeof startFerretdb>[0] & { durable?: boolean } = { durable: true }
-    ferretdb = await startFerretdb(options)
+    ferretdb = await startFerretdb({ durable: true })
     ownDatabase(ferretdb)
   }
   const mongodbUrl = process.env.MONGODB_URL ?? ferretdb!.url

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
+import { INDEX_TWINS_SETTINGS, INDEX_TWINS_SQL } from './postgres-indexes.js'
 import { launch, postgresOwner } from './run-as.js'
 
 const run = promisify(execFile)
@@ -147,7 +148,7 @@ async function boot (options: ClusterOptions): Promise<PostgresCluster> {
   const socketDir = resolve(dir).length < 80 ? resolve(dir) : ownedDir(join(tmpdir(), 'pg-'), true)
   const ownSocketDir = socketDir !== resolve(dir)
   const settings = [
-    'listen_addresses=', `unix_socket_directories=${socketDir}`, 'max_connections=200',
+    'listen_addresses=', `unix_socket_directories=${socketDir}`, 'max_connections=200', ...INDEX_TWINS_SETTINGS,
     ...(durable ? [] : ['fsync=off', 'synchronous_commit=off', 'full_page_writes=off'])
   ]
   const [file, args] = launch(join(binDir, 'postgres'), ['-D', dir, ...settings.flatMap((s) => ['-c', s])],
@@ -185,7 +186,10 @@ async function boot (options: ClusterOptions): Promise<PostgresCluster> {
   }
   try {
     await ready(binDir, socketDir, child, () => lines.join(' | '))
+    // In template1 first, so every database created afterwards has the trigger (see postgres-indexes.ts).
+    await runTool(binDir, 'psql', ['-h', socketDir, '-U', SUPERUSER, '-d', 'template1', '-q', '-v', 'ON_ERROR_STOP=1', '-c', INDEX_TWINS_SQL])
     if (created) await cluster.createDatabase(DEFAULT_DATABASE)
+    else await runTool(binDir, 'psql', ['-h', socketDir, '-U', SUPERUSER, '-d', DEFAULT_DATABASE, '-q', '-v', 'ON_ERROR_STOP=1', '-c', INDEX_TWINS_SQL])
   } catch (error) {
     await cluster.stop()
     throw error
