@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, chmodSync } from 'node:fs'
+import { closeSync, cpSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs'
 import { createServer, connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -175,8 +175,12 @@ export async function startFerretdb (options: FerretdbOptions = {}): Promise<Run
     '--telemetry=disable',
     '--log-level=error'
   ], { deathSignal: 'SIGTERM' })
+  // Its own log: FerretDB logs every refused duplicate key (which claims rely on) as an error.
+  const logPath = join(stateDir, 'ferretdb.log')
+  const log = openSync(logPath, 'a')
   // Its own process group, like the cluster: a Ctrl-C reaches this process, which stops FerretDB after the service.
-  const child = spawn(file, args, { stdio: ['ignore', 'ignore', 'inherit'], detached: true })
+  const child = spawn(file, args, { stdio: ['ignore', 'ignore', log], detached: true })
+  closeSync(log)
   postgresql?.use(child)
 
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
@@ -195,8 +199,9 @@ export async function startFerretdb (options: FerretdbOptions = {}): Promise<Run
   const deadline = Date.now() + 15_000
   while (!await accepts(port)) {
     if (!running(child) || Date.now() > deadline) {
+      const tail = readFileSync(logPath, 'utf8').trim().split('\n').slice(-5).join(' | ')
       await stop()
-      throw new Error(`FerretDB did not start on port ${port}`)
+      throw new Error(`FerretDB did not start on port ${port}${tail ? `: ${tail}` : ''}`)
     }
     await sleep(50)
   }

@@ -50,6 +50,11 @@ export interface Checkpoint { replyId: ObjectId, content: string, pieces: number
 /** Earlier messages read per round trip, newest first: most chats' context arrives in one. */
 const HISTORY_BATCH = 100
 const SEND_ATTEMPTS = 5
+/**
+ * Statements per checkpoint write. FerretDB 1.24 holds one PostgreSQL connection per statement until
+ * its `update` command ends, and an `update` of as many statements as its pool (50) never ends.
+ */
+const CHECKPOINTS_PER_WRITE = 40
 
 /**
  * The storage of one turn of a chat: the user's message and its reply, written before any byte is
@@ -175,16 +180,18 @@ export function createExchanges (chats: Collection<ChatDocument>, messages: Coll
     },
 
     /**
-     * Saves streaming replies' text in one write. A checkpoint lands only on a reply still
-     * `streaming` that holds fewer pieces, so one delayed past a newer checkpoint or the final
-     * write changes nothing.
+     * Saves streaming replies' text in as few writes as FerretDB allows (one on MongoDB up to
+     * CHECKPOINTS_PER_WRITE replies). A checkpoint lands only on a reply still `streaming` that
+     * holds fewer pieces, so one delayed past a newer checkpoint or the final write changes nothing.
      */
     async saveCheckpoints (batch: Checkpoint[]) {
       const now = new Date()
-      const operations: Array<AnyBulkWriteOperation<MessageDocument>> = batch.map(({ replyId, content, pieces }) => ({
-        updateOne: { filter: { _id: replyId, status: 'streaming', pieces: { $lt: pieces } }, update: { $set: { content, pieces, updated_at: now } } }
-      }))
-      await messages.bulkWrite(operations, { ordered: false })
+      for (let i = 0; i < batch.length; i += CHECKPOINTS_PER_WRITE) {
+        const operations: Array<AnyBulkWriteOperation<MessageDocument>> = batch.slice(i, i + CHECKPOINTS_PER_WRITE).map(({ replyId, content, pieces }) => ({
+          updateOne: { filter: { _id: replyId, status: 'streaming', pieces: { $lt: pieces } }, update: { $set: { content, pieces, updated_at: now } } }
+        }))
+        await messages.bulkWrite(operations, { ordered: false })
+      }
     },
 
     /** Stores the reply's final text and status (and usage, or why it failed); this write always wins. */
