@@ -58,7 +58,10 @@ export default fp(async function replyCheckpoints (fastify) {
 
   const timer = setInterval(() => { if (!saving) flush().catch(() => {}) }, fastify.config.REPLY_CHECKPOINT_SECONDS * 1000)
   timer.unref()
-  fastify.addHook('preClose', async () => { clearInterval(timer) })
+  fastify.addHook('preClose', async () => {
+    clearInterval(timer)
+    await saving // before the database client closes under it
+  })
 
   fastify.decorate('replyCheckpoints', {
     track (replyId) {
