@@ -50,7 +50,9 @@ t.test('SIGTERM with streams and requests in flight: requests finish 2xx, stream
   const answers = await Promise.all(requests)
   t.same(answers.map((a) => a.status), answers.map(() => 201), 'every request in flight finished 2xx')
   t.ok(finishedAfterSignal.length >= 3, `${finishedAfterSignal.length} of them finished after the signal`)
-  t.ok(late === 503 || late === 'ECONNREFUSED', `a request after the signal is turned away (${late})`)
+  // 503 while draining; refused once the listener is closed, or reset when it closes with the
+  // connection still in its accept queue.
+  t.ok(late === 503 || late === 'ECONNREFUSED' || late === 'ECONNRESET', `a request after the signal is turned away (${late})`)
   t.same(await Promise.all(streams.map((s) => s.ended)), streams.map(() => true), 'the server ended every stream')
 
   const messages = client.db(database).collection('messages')
