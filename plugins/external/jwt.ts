@@ -18,6 +18,11 @@ declare module '@fastify/jwt' {
   }
 }
 
+/** What `request.user` holds for an access token's claims. */
+export function userOf (claims: AccessClaims): { id: string, sessionId: string } {
+  return { id: claims.sub, sessionId: claims.sid }
+}
+
 /**
  * HS256 only, from a static secret: `alg: none`, other algorithms and keys named in the token
  * (jwk, jku, kid...) are never honoured. Issuer, audience and type are fixed and checked.
@@ -44,6 +49,6 @@ export default fp(async function jwtPlugin (fastify) {
       requiredClaims: ['exp', 'iat', 'iss', 'aud', 'sub', 'sid'],
       clockTolerance: 30_000
     },
-    formatUser: (claims) => ({ id: claims.sub, sessionId: claims.sid })
+    formatUser: userOf
   })
 }, { name: 'jwt', dependencies: ['env'] })
