@@ -24,7 +24,7 @@ export function helmetHeaders (helmetOptions: HelmetOptions): Record<string, str
 
 /**
  * @fastify/helmet builds helmet anew for every request and writes each header on the raw
- * response; the same headers as reply headers cost a fraction (GET /health: see README, Performance).
+ * response; the same headers set once as reply headers cost a fraction of that.
  */
 export default fp(async function helmetPlugin (fastify) {
   const headers = helmetHeaders(options)
