@@ -42,14 +42,14 @@ export function nestsDeeperThan (text: string, max: number): boolean {
  */
 export function registerBodyParsing (fastify: FastifyInstance) {
   fastify.removeContentTypeParser('text/plain')
-  fastify.addHook('preParsing', async (request, _reply, payload) => {
+  fastify.addHook('preParsing', (request, _reply, payload, done) => {
     const type = request.headers['content-type']
     const hasBody = request.headers['transfer-encoding'] !== undefined || Number(request.headers['content-length'] ?? 0) > 0
-    if (type === undefined || !hasBody || request.routeOptions.schema?.body === undefined) return payload
+    if (type === undefined || !hasBody || request.routeOptions.schema?.body === undefined) return done(null, payload)
     const media = type.split(';')[0]!.trim().toLowerCase()
     const accepted = request.routeOptions.schema.consumes ?? ['application/json']
-    if (!accepted.includes(media)) throw new UnsupportedMediaTypeError(`Unsupported media type ${media}`)
-    return payload
+    if (!accepted.includes(media)) return done(new UnsupportedMediaTypeError(`Unsupported media type ${media}`))
+    done(null, payload)
   })
 
   const defaultParser = fastify.getDefaultJsonParser('error', 'error')

@@ -18,8 +18,8 @@ declare module 'fastify' {
 export function registerDraining (fastify: FastifyInstance) {
   let draining = false
   fastify.addHook('preClose', async () => { draining = true })
-  fastify.addHook('onRequest', async (request) => {
-    if (!draining || request.routeOptions.config?.liveness) return
-    throw Object.assign(new Error('server is shutting down'), { statusCode: 503, headers: { connection: 'close' } })
+  fastify.addHook('onRequest', (request, _reply, done) => {
+    if (!draining || request.routeOptions.config?.liveness) return done()
+    done(Object.assign(new Error('server is shutting down'), { statusCode: 503, headers: { connection: 'close' } }))
   })
 }

@@ -73,9 +73,9 @@ export default fp(async function databaseSetup (fastify) {
   })
   fastify.addHook('preClose', async () => { closing.abort() })
 
-  fastify.addHook('onRequest', async (request) => {
-    if (done || request.routeOptions.config?.withoutDatabase) return
-    throw fastify.httpErrors.serviceUnavailable('Database not ready')
+  fastify.addHook('onRequest', (request, _reply, next) => {
+    if (done || request.routeOptions.config?.withoutDatabase) return next()
+    next(fastify.httpErrors.serviceUnavailable('Database not ready'))
   })
 }, { name: 'database-setup', dependencies: ['env', 'sensible', 'mongodb'] })
 

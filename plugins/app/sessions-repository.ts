@@ -54,6 +54,8 @@ const TOUCH_INTERVAL_MS = 60_000
 export function createSessionsRepository (sessions: Collection<SessionDocument>, claims: Claims, sealer: Sealer, lifetimeMs: number) {
   const active = () => ({ revoked_at: null, expires_at: { $gt: new Date() } })
   const isLive = (s: SessionDocument) => s.revoked_at === null && s.expires_at > new Date()
+  /** Sessions whose last_used_at update is on its way, so requests read meanwhile do not send it again. */
+  const touching = new Set<string>()
 
   async function revokeById (id: ObjectId) {
     await sessions.updateOne({ _id: id, revoked_at: null }, { $set: { revoked_at: new Date(), grace_token: null } })
@@ -122,8 +124,9 @@ export function createSessionsRepository (sessions: Collection<SessionDocument>,
       if (!_id || !owner) return false
       const found = await findOwned(sessions, _id, owner, { last_used_at: 1, revoked_at: 1, expires_at: 1 })
       if (!found || !isLive(found)) return false
-      if (Date.now() - found.last_used_at.getTime() > TOUCH_INTERVAL_MS) {
-        sessions.updateOne({ _id }, { $set: { last_used_at: new Date() } }).catch(() => {})
+      if (Date.now() - found.last_used_at.getTime() > TOUCH_INTERVAL_MS && !touching.has(sessionId)) {
+        touching.add(sessionId)
+        sessions.updateOne({ _id }, { $set: { last_used_at: new Date() } }).catch(() => {}).finally(() => touching.delete(sessionId))
       }
       return true
     },

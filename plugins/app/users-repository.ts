@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import type { Collection, ObjectId } from 'mongodb'
+import { findOneById } from '../../lib/by-id.js'
 import { isDuplicateKey } from '../../lib/database-errors.js'
 import { parseObjectId } from '../../lib/object-id.js'
 import type { User } from '../../schemas/users.js'
@@ -44,7 +45,7 @@ export function createUsersRepository (users: Collection<UserDocument>) {
     async findById (id: string): Promise<User | null> {
       const _id = parseObjectId(id)
       if (!_id) return null
-      const doc = await users.findOne({ _id }, { projection: publicFields })
+      const doc = await findOneById(users, _id, publicFields)
       return doc ? toUser(doc) : null
     },
 

@@ -120,7 +120,8 @@ t.test('GET /users/me with a bad, expired or forged token is "Could not validate
       const [header, , signature] = alice.token.split('.')
       return `${header}.${base64url({ ...claimsOf(alice.token), sub: '000000000000000000000000' })}.${signature}`
     })(),
-    'unknown session': forgeToken(validHeader, validClaims(sub, '000000000000000000000000'))
+    'unknown session': forgeToken(validHeader, validClaims(sub, '000000000000000000000000')),
+    'a real token with another word after it': `${alice.token} more`
   }
 
   for (const [name, token] of Object.entries(cases)) {
