@@ -50,6 +50,12 @@ export interface Checkpoint { replyId: ObjectId, content: string, pieces: number
 /** Earlier messages read per round trip, newest first: most chats' context arrives in one. */
 const HISTORY_BATCH = 100
 const SEND_ATTEMPTS = 5
+/**
+ * Checkpoints per write. FerretDB 1.24 on SQLite never answers an update command of 100 or more
+ * statements (it hangs, idle, holding the database: measured 2026-12-02), and a batch of every
+ * streaming reply would reach that at 100 streams.
+ */
+const CHECKPOINT_BATCH = 50
 
 /**
  * The storage of one turn of a chat: the user's message and its reply, written before any byte is
@@ -173,16 +179,18 @@ export function createExchanges (chats: Collection<ChatDocument>, messages: Coll
     },
 
     /**
-     * Saves streaming replies' text in one write. A checkpoint lands only on a reply still
-     * `streaming` that holds fewer pieces, so one delayed past a newer checkpoint or the final
-     * write changes nothing.
+     * Saves streaming replies' text, CHECKPOINT_BATCH replies per write. A checkpoint lands only on
+     * a reply still `streaming` that holds fewer pieces, so one delayed past a newer checkpoint or
+     * the final write changes nothing.
      */
     async saveCheckpoints (batch: Checkpoint[]) {
       const now = new Date()
-      const operations: Array<AnyBulkWriteOperation<MessageDocument>> = batch.map(({ replyId, content, pieces }) => ({
-        updateOne: { filter: { _id: replyId, status: 'streaming', pieces: { $lt: pieces } }, update: { $set: { content, pieces, updated_at: now } } }
-      }))
-      await messages.bulkWrite(operations, { ordered: false })
+      for (let i = 0; i < batch.length; i += CHECKPOINT_BATCH) {
+        const operations: Array<AnyBulkWriteOperation<MessageDocument>> = batch.slice(i, i + CHECKPOINT_BATCH).map(({ replyId, content, pieces }) => ({
+          updateOne: { filter: { _id: replyId, status: 'streaming', pieces: { $lt: pieces } }, update: { $set: { content, pieces, updated_at: now } } }
+        }))
+        await messages.bulkWrite(operations, { ordered: false })
+      }
     },
 
     /** Stores the reply's final text and status (and usage, or why it failed); this write always wins. */
