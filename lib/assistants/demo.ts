@@ -1,4 +1,3 @@
-import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises'
 import { AssistantError, type Assistant, type AssistantEvent, type ContextMessage } from './types.js'
 
 const demoSentences = [
@@ -10,17 +9,17 @@ const demoSentences = [
   'Streaming keeps the first word fast while the rest of the answer is still coming.',
   'You can continue this chat by sending its id with the next message.'
 ]
+/** Each sentence as pieces, a word and a space each, made once: every reply shares these strings. */
+const demoPieces = demoSentences.map((sentence) => sentence.split(' ').map((word) => `${word} `))
 
-/** 20 to 40 words from the demo sentences, starting at a random one. */
+/** The pieces of a reply (a word and a space each): 20 to 40 words from the demo sentences, starting at a random one. */
 export function demoReply (random = Math.random): string[] {
   const target = 20 + Math.floor(random() * 21)
-  const words: string[] = []
-  let i = Math.floor(random() * demoSentences.length)
-  while (words.length < target) {
-    words.push(...demoSentences[i % demoSentences.length]!.split(' '))
-    i++
+  const pieces: string[] = []
+  for (let i = Math.floor(random() * demoPieces.length); pieces.length < target; i++) {
+    for (const piece of demoPieces[i % demoPieces.length]!) if (pieces.length < target) pieces.push(piece)
   }
-  return words.slice(0, target)
+  return pieces
 }
 
 /** Words sent before `[error]` fails or `[cut]` drops the connection. */
@@ -44,27 +43,63 @@ export function demoDirectives (messages: ContextMessage[]) {
   }
 }
 
+/**
+ * Waits between pieces, and no longer once `signal` aborts. One abort listener for the whole
+ * reply: node:timers/promises would add one to the signal and remove it again for every word.
+ */
+class Pacer {
+  private wake: (() => void) | undefined
+  private timer: NodeJS.Timeout | undefined
+  private readonly onAbort = () => {
+    clearTimeout(this.timer)
+    this.wake?.()
+  }
+
+  constructor (private readonly signal: AbortSignal) {
+    signal.addEventListener('abort', this.onAbort, { once: true })
+  }
+
+  wait (ms: number) {
+    return new Promise<void>((resolve) => {
+      if (this.signal.aborted) return resolve()
+      this.wake = resolve
+      if (ms > 0) this.timer = setTimeout(resolve, ms)
+      else setImmediate(resolve)
+    })
+  }
+
+  stop () {
+    this.signal.removeEventListener('abort', this.onAbort)
+  }
+}
+
+// One generator function for every reply (a function made per reply brings its own prototype and hidden class).
+async function * demoStream (directives: ReturnType<typeof demoDirectives>, pace: number, signal: AbortSignal): AsyncGenerator<AssistantEvent> {
+  const pacer = new Pacer(signal)
+  try {
+    let sent = 0
+    for (const text of demoReply()) {
+      await pacer.wait(pace)
+      if (signal.aborted) return
+      if (sent === DEMO_WORDS_BEFORE_FAILURE) {
+        if (directives.error) throw new AssistantError('The assistant failed mid-reply (demo [error])')
+        if (directives.cut) throw new AssistantError('Connection cut (demo [cut])', { dropConnection: true })
+      }
+      yield { text }
+      sent++
+    }
+  } finally {
+    pacer.stop()
+  }
+}
+
 /** The original's pace: one word plus a space per piece, every `delayMs`. */
 export function createDemoAssistant (delayMs: number): Assistant {
   return {
     async start ({ messages, signal }) {
       const directives = demoDirectives(messages)
       if (directives.fail) throw new AssistantError('The assistant is unavailable (demo [fail])')
-      const pace = directives.slow ? DEMO_SLOW_DELAY_MS : delayMs
-
-      return (async function * (): AsyncGenerator<AssistantEvent> {
-        let sent = 0
-        for (const word of demoReply()) {
-          if (pace > 0) await sleep(pace, undefined, { signal })
-          else await yieldToLoop(undefined, { signal })
-          if (sent === DEMO_WORDS_BEFORE_FAILURE) {
-            if (directives.error) throw new AssistantError('The assistant failed mid-reply (demo [error])')
-            if (directives.cut) throw new AssistantError('Connection cut (demo [cut])', { dropConnection: true })
-          }
-          yield { text: `${word} ` }
-          sent++
-        }
-      })()
+      return demoStream(directives, directives.slow ? DEMO_SLOW_DELAY_MS : delayMs, signal)
     }
   }
 }

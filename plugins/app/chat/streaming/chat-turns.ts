@@ -100,22 +100,25 @@ export default fp(async function chatTurns (fastify) {
   async function relay (request: FastifyRequest, events: EventStream, exchange: Exchange, release: () => Promise<void>) {
     const chatId = exchange.chatId.toHexString()
     const messageId = exchange.replyId.toHexString()
-    const log = request.log.child({ chat_id: chatId, message_id: messageId })
+    // Fields on each line rather than a child logger: a child per stream costs a logger object and hidden classes.
+    const log = request.log
     let text = ''
     let pieces = 0
 
     async function store (status: FinalStatus, details: { usage?: Usage, error?: string } = {}) {
       await Promise.all([
         retryWhileUnavailable(() => exchanges.finishReply(exchange, text, pieces, status, details))
-          .catch((error: Error) => log.error({ err: error }, 'reply could not be stored')),
+          .catch((error: Error) => log.error({ chat_id: chatId, message_id: messageId, err: error }, 'reply could not be stored')),
         release()
       ])
-      log.info({ status, chars: text.length }, 'reply stream ended')
+      log.info({ chat_id: chatId, message_id: messageId, status, chars: text.length }, 'reply stream ended')
     }
 
     let source: AsyncIterable<AssistantEvent> | undefined
     try {
       source = await assistant.start({ messages: exchange.context, model: exchange.model, signal: events.signal })
+      // The provider has what it needs: a long chat's history need not stay in memory while the reply streams.
+      exchange.context = []
     } catch (error) {
       if (!events.signal.aborted) {
         const detail = error instanceof AssistantError ? error.message : 'The assistant failed'
@@ -143,7 +146,7 @@ export default fp(async function chatTurns (fastify) {
       } catch (error) {
         if (!events.signal.aborted) {
           failure = error instanceof AssistantError ? error : new AssistantError('The assistant failed mid-reply', { cause: error })
-          log.error({ err: error }, 'assistant failed mid-reply')
+          log.error({ chat_id: chatId, message_id: messageId, err: error }, 'assistant failed mid-reply')
         }
       } finally {
         checkpoint.stop()
@@ -170,7 +173,7 @@ export default fp(async function chatTurns (fastify) {
             claim: () => clientMessageIds.claim(userId, chatId, clientMessageId, replyId),
             release: () => clientMessageIds.release(userId, chatId, clientMessageId, replyId)
           }
-      await turn(request, reply, replyId, async () => {
+      return turn(request, reply, replyId, async () => {
         const exchange = await exchanges.startSend({
           userId, chatId, text: message, title: titleFrom(message), replyId, newChatId, instance: instance.id, ...(clientMessageId !== undefined && { clientMessageId })
         })
@@ -181,7 +184,7 @@ export default fp(async function chatTurns (fastify) {
 
     async regenerate (request, reply, chatId) {
       const replyId = new ObjectId()
-      await turn(request, reply, replyId, async () => {
+      return turn(request, reply, replyId, async () => {
         const exchange = await exchanges.startRegeneration(request.user.id, chatId, replyId, instance.id)
         if (exchange === 'not-found') throw new ChatNotFoundError()
         if (exchange === 'busy') throw new ChatBusyError('A reply is streaming in this chat; stop it first')

@@ -1,5 +1,5 @@
 import { once } from 'node:events'
-import type { OutgoingHttpHeaders } from 'node:http'
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import fp from 'fastify-plugin'
 import type { FastifyReply } from 'fastify'
 
@@ -25,6 +25,82 @@ declare module 'fastify' {
   }
 }
 
+/** The open streams, for the one timer that pings the quiet ones. */
+type Pinged = Set<SseStream>
+
+/**
+ * One stream's state, its methods on the prototype: a thousand open streams share them rather
+ * than each holding its own closures.
+ */
+class SseStream implements EventStream {
+  private readonly controller = new AbortController()
+  private readonly raw: ServerResponse
+  private lastWrite = 0
+  opened = false
+
+  constructor (private readonly reply: FastifyReply, private readonly pinged: Pinged) {
+    this.raw = reply.raw
+    this.raw.on('close', () => {
+      pinged.delete(this)
+      if (!this.raw.writableFinished) this.controller.abort(new Error('client disconnected'))
+    })
+  }
+
+  get signal () { return this.controller.signal }
+
+  /** Sends `: ping` when nothing was written for `quietMs`. */
+  ping (now: number, quietMs: number) {
+    if (now - this.lastWrite >= quietMs) this.write(': ping\n\n').catch(() => {})
+  }
+
+  private async write (chunk: string) {
+    const raw = this.raw
+    if (raw.destroyed || raw.writableEnded) return
+    this.lastWrite = Date.now()
+    if (!raw.write(chunk)) {
+      await Promise.race([once(raw, 'drain', { signal: this.controller.signal }).catch(() => {}), once(raw, 'close')])
+    }
+  }
+
+  open () {
+    if (this.opened) return
+    this.opened = true
+    this.reply.hijack()
+    this.raw.writeHead(200, {
+      ...this.reply.getHeaders(),
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache, no-store',
+      'x-accel-buffering': 'no',
+      connection: 'keep-alive'
+    } as OutgoingHttpHeaders)
+    this.raw.flushHeaders()
+    this.lastWrite = Date.now()
+    this.pinged.add(this)
+  }
+
+  send (data: unknown, options?: { event?: string, id?: string }) {
+    this.open()
+    let frame = ''
+    if (options?.id) frame += `id: ${options.id}\n`
+    if (options?.event) frame += `event: ${options.event}\n`
+    return this.write(`${frame}data: ${JSON.stringify(data)}\n\n`)
+  }
+
+  end () {
+    this.pinged.delete(this)
+    if (!this.raw.writableEnded) this.raw.end()
+  }
+
+  destroy () {
+    this.pinged.delete(this)
+    this.raw.destroy()
+  }
+
+  abort (reason: Error) {
+    this.controller.abort(reason)
+  }
+}
+
 /**
  * Server-sent events on the raw response. Headers set by hooks (CORS, request id, security) are
  * copied over, since hijacking skips Fastify's reply pipeline. A `: ping` comment goes out after
@@ -32,70 +108,14 @@ declare module 'fastify' {
  */
 export default fp(async function eventStream (fastify) {
   const pingMs = fastify.config.STREAM_PING_SECONDS * 1000
-  /** Open streams' ping checks: one timer for all of them, however many there are. */
-  const pingChecks = new Set<() => void>()
-  const pinger = setInterval(() => { for (const check of pingChecks) check() }, Math.min(pingMs, 1000))
+  const open: Pinged = new Set()
+  // One timer for all open streams, however many there are.
+  const pinger = setInterval(() => {
+    const now = Date.now()
+    for (const stream of open) stream.ping(now, pingMs)
+  }, Math.min(pingMs, 1000))
   pinger.unref()
   fastify.addHook('onClose', async () => { clearInterval(pinger) })
 
-  fastify.decorate('eventStream', function (reply: FastifyReply): EventStream {
-    const controller = new AbortController()
-    const raw = reply.raw
-    let opened = false
-    let lastWrite = 0
-    const pingCheck = () => {
-      if (Date.now() - lastWrite >= pingMs) write(': ping\n\n').catch(() => {})
-    }
-
-    raw.on('close', () => {
-      pingChecks.delete(pingCheck)
-      if (!raw.writableFinished) controller.abort(new Error('client disconnected'))
-    })
-
-    async function write (chunk: string) {
-      if (raw.destroyed || raw.writableEnded) return
-      lastWrite = Date.now()
-      if (!raw.write(chunk)) {
-        await Promise.race([once(raw, 'drain', { signal: controller.signal }).catch(() => {}), once(raw, 'close')])
-      }
-    }
-
-    function open () {
-      if (opened) return
-      opened = true
-      reply.hijack()
-      raw.writeHead(200, {
-        ...reply.getHeaders(),
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache, no-store',
-        'x-accel-buffering': 'no',
-        connection: 'keep-alive'
-      } as OutgoingHttpHeaders)
-      raw.flushHeaders()
-      lastWrite = Date.now()
-      pingChecks.add(pingCheck)
-    }
-
-    return {
-      signal: controller.signal,
-      open,
-      get opened () { return opened },
-      send (data, options) {
-        open()
-        let frame = ''
-        if (options?.id) frame += `id: ${options.id}\n`
-        if (options?.event) frame += `event: ${options.event}\n`
-        return write(`${frame}data: ${JSON.stringify(data)}\n\n`)
-      },
-      end () {
-        pingChecks.delete(pingCheck)
-        if (!raw.writableEnded) raw.end()
-      },
-      destroy () {
-        pingChecks.delete(pingCheck)
-        raw.destroy()
-      },
-      abort: (reason) => controller.abort(reason)
-    }
-  })
+  fastify.decorate('eventStream', (reply: FastifyReply): EventStream => new SseStream(reply, open))
 }, { name: 'event-stream', dependencies: ['env'] })

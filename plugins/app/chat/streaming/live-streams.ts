@@ -103,7 +103,7 @@ export default fp(async function liveStreams (fastify) {
   })
 
   fastify.decorate('liveStreams', {
-    async run (owner, work) {
+    run (owner, work) {
       const limit = setTimeout(() => owner.stream.abort(new TimeLimitError('stream time limit')), maxMs)
       const entry = { ...owner, done: Promise.resolve() }
       live.set(owner.replyId, entry)
@@ -111,7 +111,7 @@ export default fp(async function liveStreams (fastify) {
         clearTimeout(limit)
         live.delete(owner.replyId)
       })
-      await entry.done
+      return entry.done
     },
     has: (replyId) => live.has(replyId),
     async stopReplies (replies) {

@@ -20,8 +20,22 @@ declare module 'fastify' {
   }
 }
 
-interface Entry extends Checkpoint {
-  saved: number
+/** A tracked reply: its latest text and what was saved of it. */
+class Entry implements Checkpoint, TrackedReply {
+  content = ''
+  pieces = 0
+  saved = 0
+
+  constructor (readonly replyId: ObjectId, private readonly tracked: Set<Entry>) {
+    tracked.add(this)
+  }
+
+  update (content: string, pieces: number) {
+    this.content = content
+    this.pieces = pieces
+  }
+
+  stop () { this.tracked.delete(this) }
 }
 
 /**
@@ -64,17 +78,7 @@ export default fp(async function replyCheckpoints (fastify) {
   })
 
   fastify.decorate('replyCheckpoints', {
-    track (replyId) {
-      const entry: Entry = { replyId, content: '', pieces: 0, saved: 0 }
-      tracked.add(entry)
-      return {
-        update (content, pieces) {
-          entry.content = content
-          entry.pieces = pieces
-        },
-        stop () { tracked.delete(entry) }
-      }
-    },
+    track: (replyId) => new Entry(replyId, tracked),
     flush
   } satisfies ReplyCheckpoints)
 }, { name: 'reply-checkpoints', dependencies: ['env', 'exchanges'] })
