@@ -91,7 +91,11 @@ export default fp(async function streamSlots (fastify) {
       }
       const keys = candidates(userId)
       for (const key of keys) {
-        if (await claims.tryClaim(key, until(), replyId, details)) return take(key)
+        // Held here while tried, so this process's concurrent starts try other slots.
+        if (mine.has(key)) continue
+        mine.add(key)
+        if (await claims.tryClaim(key, until(), replyId, details).catch((error: unknown) => { mine.delete(key); throw error })) return take(key)
+        mine.delete(key)
       }
       for (const claim of await reclaimable(keys)) {
         if (claim.expires_at.getTime() <= Date.now()) {
