@@ -10,11 +10,11 @@ import Fastify, { LogController, type FastifyError, type FastifyHttpOptions, typ
 import fp from 'fastify-plugin'
 import { stdTimeFunctions } from 'pino'
 import { isDatabaseUnavailable } from './lib/database-errors.js'
-import { registerBodyParsing } from './lib/body-parsing.js'
-import { registerDraining } from './lib/draining.js'
+import { registerBodyParsing } from './plugins/app/platform/body-parsing.js'
+import { registerDraining } from './plugins/app/platform/draining.js'
 import { PROBLEM_CONTENT_TYPE, problem, RequestValidationError } from './lib/problem.js'
 import { redactPaths, redactUrl } from './lib/redact.js'
-import { toValidationIssues } from './lib/validation.js'
+import { toValidationIssues } from './plugins/app/platform/validation-issues.js'
 
 const root = dirname(fileURLToPath(import.meta.url))
 

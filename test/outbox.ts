@@ -5,8 +5,8 @@ import fp from 'fastify-plugin'
 import type { Db } from 'mongodb'
 import type { Test } from 'tap'
 import app, { serverOptions, type AppOptions, type RawEnv } from '../app.js'
-import type { OutboxEntry } from '../plugins/app/mail-outbox-repository.js'
-import type { MailOutboxWorkerOptions } from '../plugins/app/mail-outbox-worker.js'
+import type { OutboxEntry } from '../plugins/app/mail/outbox-repository.js'
+import type { MailOutboxWorkerOptions } from '../plugins/app/mail/outbox-worker.js'
 import { LogCapture, testEnv } from './helper.js'
 
 export function outbox (db: Db) {

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { AUTH_BODY_LIMIT, rateLimits } from '../../lib/auth-limits.js'
+import { AUTH_BODY_LIMIT, rateLimits } from '../../plugins/app/auth/limits.js'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
 import { RefreshBodySchema, TokenSchema } from '../../schemas/auth.js'
 import { bodyProblemResponses, problemResponses, ref } from '../../schemas/common.js'

@@ -2,7 +2,7 @@ import t from 'tap'
 import { build, login, PASSWORD, uniqueEmail } from '../helper.js'
 import { startSmtp } from '../smtp.js'
 import { bearer, loginForm, mailFor, me, post, register, SUBJECTS, tokenOf } from './auth-helpers.js'
-import { rateLimits } from '../../lib/auth-limits.js'
+import { rateLimits } from '../../plugins/app/auth/limits.js'
 
 t.test('per-IP rate limits (RATE_LIMIT_ENABLED)', async (t) => {
   t.test('login answers 429 with Retry-After once the limit is spent', async (t) => {

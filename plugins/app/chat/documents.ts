@@ -1,5 +1,5 @@
 import { ObjectId, type Collection } from 'mongodb'
-import type { Usage } from '../../../lib/assistants/types.js'
+import type { Usage } from './assistant/types.js'
 import { findOwned } from '../../../lib/by-id.js'
 import { parseObjectId } from '../../../lib/object-id.js'
 import type { Message, ReplyStatus, Role } from '../../../schemas/chat.js'

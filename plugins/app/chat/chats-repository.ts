@@ -1,9 +1,9 @@
 import fp from 'fastify-plugin'
 import { ObjectId, type Collection } from 'mongodb'
-import { findOwned } from '../../lib/by-id.js'
-import { parseObjectId } from '../../lib/object-id.js'
-import type { Chat, ChatListItem, ChatSettings, Message, MessagePage, NewMessage } from '../../schemas/chat.js'
-import { copyOf, messageProjection, newMessage, toMessage, type ChatDocument, type MessageDocument, findOwnChat } from './chat/documents.js'
+import { findOwned } from '../../../lib/by-id.js'
+import { parseObjectId } from '../../../lib/object-id.js'
+import type { Chat, ChatListItem, ChatSettings, Message, MessagePage, NewMessage } from '../../../schemas/chat.js'
+import { copyOf, messageProjection, newMessage, toMessage, type ChatDocument, type MessageDocument, findOwnChat } from './documents.js'
 
 const chatListProjection = { message_count: 0 } as const
 

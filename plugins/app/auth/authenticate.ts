@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { userOf, type AccessClaims } from '../external/jwt.js'
+import { userOf, type AccessClaims } from '../../external/jwt.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { renderMail, SUBJECTS, templateSettings, type Mail } from '../../lib/mail-templates.js'
+import { renderMail, SUBJECTS, templateSettings, type Mail } from './templates.js'
 import type { LinkKind } from './link-mails.js'
 
 export interface Mailer {

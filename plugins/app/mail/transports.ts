@@ -1,6 +1,6 @@
 import nodemailer from 'nodemailer'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Config } from '../schemas/env.js'
+import type { Config } from '../../../schemas/env.js'
 
 /** A rendered mail, ready to hand over. */
 export interface OutgoingMail {

@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
-import { createDemoAssistant } from '../../lib/assistants/demo.js'
-import { createOpenAiAssistant } from '../../lib/assistants/openai.js'
-import type { Assistant } from '../../lib/assistants/types.js'
+import { createDemoAssistant } from './demo.js'
+import { createOpenAiAssistant } from './openai.js'
+import type { Assistant } from './types.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

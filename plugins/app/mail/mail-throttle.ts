@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import type { Claims } from './claims.js'
+import type { Claims } from '../platform/claims.js'
 
 export type MailKind = 'verify-email' | 'reset-password'
 

@@ -1,4 +1,4 @@
-import type { Role } from '../../schemas/chat.js'
+import type { Role } from '../../../../schemas/chat.js'
 
 export interface ContextMessage {
   role: Role

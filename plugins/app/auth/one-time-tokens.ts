@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { Collection, ObjectId } from 'mongodb'
-import { hashToken, newSecretToken } from '../../lib/secrets.js'
-import type { Claims } from './claims.js'
+import { hashToken, newSecretToken } from '../../../lib/secrets.js'
+import type { Claims } from '../platform/claims.js'
 
 export type TokenPurpose = 'verify-email' | 'reset-password'
 

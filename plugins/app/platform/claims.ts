@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { Collection } from 'mongodb'
-import { isDuplicateKey } from '../../lib/database-errors.js'
-import { findByIds } from '../../lib/by-id.js'
+import { isDuplicateKey } from '../../../lib/database-errors.js'
+import { findByIds } from '../../../lib/by-id.js'
 
 interface ClaimDocument {
   _id: string

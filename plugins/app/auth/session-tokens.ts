@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply } from 'fastify'
 import type { ObjectId } from 'mongodb'
-import type { Token } from '../../schemas/auth.js'
+import type { Token } from '../../../schemas/auth.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

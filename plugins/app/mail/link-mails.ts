@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { ObjectId } from 'mongodb'
-import type { Mail } from '../../lib/mail-templates.js'
+import type { Mail } from './templates.js'
 
 export type LinkKind = 'verify-email' | 'reset-password'
 type LinkMail = Extract<Mail, { kind: LinkKind }>

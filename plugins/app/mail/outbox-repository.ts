@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { Collection, ObjectId, UpdateFilter } from 'mongodb'
-import { isDuplicateKey } from '../../lib/database-errors.js'
-import type { Mail, RenderedMail } from '../../lib/mail-templates.js'
+import { isDuplicateKey } from '../../../lib/database-errors.js'
+import type { Mail, RenderedMail } from './templates.js'
 
 /** `skipped`: a mail asked for anonymously that no account needed (unknown or already verified address). */
 export type MailStatus = 'pending' | 'sending' | 'sent' | 'failed' | 'abandoned' | 'skipped'

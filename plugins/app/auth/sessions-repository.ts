@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import fp from 'fastify-plugin'
 import { ObjectId, type Collection } from 'mongodb'
-import { parseObjectId } from '../../lib/object-id.js'
-import { findOwned } from '../../lib/by-id.js'
-import { createSealer, hashToken, newSecretToken, type Sealer } from '../../lib/secrets.js'
-import type { Claims } from './claims.js'
+import { parseObjectId } from '../../../lib/object-id.js'
+import { findOwned } from '../../../lib/by-id.js'
+import { createSealer, hashToken, newSecretToken, type Sealer } from '../../../lib/secrets.js'
+import type { Claims } from '../platform/claims.js'
 
 export interface SessionDocument {
   _id: ObjectId

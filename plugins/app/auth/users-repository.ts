@@ -1,9 +1,9 @@
 import fp from 'fastify-plugin'
 import type { Collection, ObjectId } from 'mongodb'
-import { findOneById } from '../../lib/by-id.js'
-import { isDuplicateKey } from '../../lib/database-errors.js'
-import { parseObjectId } from '../../lib/object-id.js'
-import type { User } from '../../schemas/users.js'
+import { findOneById } from '../../../lib/by-id.js'
+import { isDuplicateKey } from '../../../lib/database-errors.js'
+import { parseObjectId } from '../../../lib/object-id.js'
+import type { User } from '../../../schemas/users.js'
 
 export interface UserDocument {
   _id: ObjectId

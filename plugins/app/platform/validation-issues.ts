@@ -1,5 +1,5 @@
 import type { FastifySchemaValidationError } from 'fastify/types/schema.js'
-import type { ValidationIssue } from './problem.js'
+import type { ValidationIssue } from '../../../lib/problem.js'
 
 /**
  * Ajv errors in the shape FastAPI clients already parse: `loc` is the path from the request part,

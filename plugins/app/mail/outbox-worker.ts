@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
-import { failureCode, isLoginFailure, isPermanentFailure, retryDelayMs } from '../../lib/mail-retry.js'
-import { renderMail, templateSettings } from '../../lib/mail-templates.js'
-import { logDelivery, SMTP_TIMEOUTS, smtpDelivery, type SmtpTimeouts } from '../../lib/mail-transports.js'
-import { withTimeout } from '../../lib/with-timeout.js'
+import { failureCode, isLoginFailure, isPermanentFailure, retryDelayMs } from './retry-policy.js'
+import { renderMail, templateSettings } from './templates.js'
+import { logDelivery, SMTP_TIMEOUTS, smtpDelivery, type SmtpTimeouts } from './transports.js'
+import { withTimeout } from '../../../lib/with-timeout.js'
 import type { LinkKind } from './link-mails.js'
-import type { OutboxEntry } from './mail-outbox-repository.js'
+import type { OutboxEntry } from './outbox-repository.js'
 
 export interface MailOutboxWorker {
   /** Looks for due mail now rather than at the next poll. */
