@@ -1,20 +1,21 @@
 import { randomUUID } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { Server } from 'node:http'
 import type { Writable } from 'node:stream'
 import AutoLoad from '@fastify/autoload'
-import { Ajv } from 'ajv'
-import addFormats from 'ajv-formats'
-import type { Server } from 'node:http'
 import Fastify, { LogController, type FastifyError, type FastifyHttpOptions, type FastifyInstance, type FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { stdTimeFunctions } from 'pino'
 import { isDatabaseUnavailable } from './lib/database-errors.js'
-import { registerBodyParsing } from './plugins/app/platform/body-parsing.js'
-import { registerDraining } from './plugins/app/platform/draining.js'
-import { PROBLEM_CONTENT_TYPE, problem, RequestValidationError } from './lib/problem.js'
+import { PROBLEM_CONTENT_TYPE, problem } from './lib/problem.js'
 import { redactPaths, redactUrl } from './lib/redact.js'
-import { toValidationIssues } from './plugins/app/platform/validation-issues.js'
+import { EmailTakenError, HasherBusyError, InvalidTokenError, NotAuthenticatedError, TooManyFailuresError } from './plugins/app/auth/errors.js'
+import { AssistantRefusedError, ChatBusyError, ChatNotFoundError, StreamCapacityError, TooManyStreamsError } from './plugins/app/chat/errors.js'
+import {
+  DatabaseNotReadyError, MalformedBodyError, RequestValidationError, ShuttingDownError, UnsupportedMediaTypeError
+} from './plugins/app/platform/errors.js'
+import type { ValidationIssue } from './schemas/common.js'
 
 const root = dirname(fileURLToPath(import.meta.url))
 
@@ -61,31 +62,7 @@ export function serverOptions (env: RawEnv, logStream?: Writable): FastifyHttpOp
   }
 }
 
-/**
- * Bodies are validated strictly (a number is not a string, as in pydantic); query, path and header
- * values arrive as text and are coerced. Both report every problem so a 422 can list them all;
- * body size and array limits bound that work.
- */
-function createValidators () {
-  const common = { useDefaults: true, removeAdditional: true, allErrors: true, strict: false } as const
-  const body = addFormats.default(new Ajv({ ...common, coerceTypes: false }))
-  const text = addFormats.default(new Ajv({ ...common, coerceTypes: 'array' }))
-  for (const ajv of [body, text]) ajv.addFormat('password', true)
-  return { body, text }
-}
-
-const validationParts: Record<string, string> = { body: 'body', querystring: 'query', params: 'path', headers: 'header' }
-
 export default async function app (fastify: FastifyInstance, opts: AppOptions) {
-  const validators = createValidators()
-  fastify.setValidatorCompiler(({ schema, httpPart }) =>
-    (httpPart === 'body' ? validators.body : validators.text).compile(schema))
-  fastify.setSchemaErrorFormatter((errors, dataVar) => {
-    const error = new Error(`${dataVar} is invalid`) as FastifyError & { issues: unknown }
-    error.issues = toValidationIssues(errors, validationParts[dataVar] ?? dataVar)
-    return error
-  })
-  registerBodyParsing(fastify)
   // First of all hooks, so answers that plugins' hooks give early (429, 503) carry them too.
   // Hooks that run on every request take a callback: an async hook costs a promise and a microtask.
   fastify.addHook('onRequest', (request, reply, done) => {
@@ -95,31 +72,30 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions) {
   })
 
   await fastify.register(AutoLoad, { dir: join(root, 'plugins/external'), options: opts, forceESM: true })
-  registerDraining(fastify)
   await fastify.register(AutoLoad, { dir: join(root, 'plugins/app'), options: opts, forceESM: true })
 
-  fastify.setErrorHandler((error: FastifyError & { issues?: unknown, headers?: Record<string, string>, expose?: boolean }, request, reply) => {
-    const status = statusOf(error)
+  fastify.setErrorHandler((error: HandledError, request, reply) => {
+    const { status, headers, expose } = answerFor(error)
     // A database that cannot answer is an operational condition, not a bug: no stack, no error level.
     if (status === 503) request.log.warn({ status, reason: error.message }, 'service unavailable')
     else if (status >= 500) request.log.error({ err: error }, 'request failed')
     else request.log.info({ status, code: error.code }, error.message)
 
-    if (error.headers) reply.headers(error.headers)
+    if (headers) reply.headers(headers)
     reply.code(status).type(PROBLEM_CONTENT_TYPE)
 
     if (status === 422) {
-      const issues = error instanceof RequestValidationError ? error.issues : (error.issues ?? [])
-      const first = (issues as Array<{ loc: Array<string | number>, msg: string }>)[0]
+      const issues = error.issues ?? []
+      const first = issues[0]
       const detail = first ? `${first.loc.slice(1).join('.') || first.loc[0]}: ${first.msg}` : 'Invalid request'
-      return reply.send(problem(422, detail, request.id, issues as never))
+      return reply.send(problem(422, detail, request.id, issues))
     }
     if (status === 503) {
       reply.header('retry-after', '5')
       return reply.send(problem(503, 'Service temporarily unavailable, retry shortly', request.id))
     }
     // A 5xx says nothing of its cause unless its error is meant for the client (the assistant's 502).
-    if (status >= 500 && error.expose !== true) return reply.send(problem(status, 'Internal Server Error', request.id))
+    if (status >= 500 && !expose) return reply.send(problem(status, 'Internal Server Error', request.id))
     return reply.send(problem(status, detailFor(error, status), request.id))
   })
 
@@ -136,11 +112,48 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions) {
   })
 }
 
-function statusOf (error: FastifyError & { issues?: unknown }): number {
-  if (error.validation || error.issues || error instanceof RequestValidationError) return 422
-  if (isDatabaseUnavailable(error)) return 503
+type HandledError = FastifyError & { issues?: ValidationIssue[] }
+
+interface Answer {
+  status: number
+  headers?: Record<string, string>
+  /** A 5xx whose message is meant for the client. */
+  expose?: boolean
+}
+
+type ErrorClass<E extends Error> = abstract new (...args: never[]) => E
+const answer = <E extends Error>(type: ErrorClass<E>, to: (error: E) => Answer) => ({ type, to: to as (error: Error) => Answer })
+
+/** The one place where our errors meet HTTP: each domain error and the problem it answers with. */
+const answers = [
+  answer(ShuttingDownError, () => ({ status: 503, headers: { connection: 'close' } })),
+  answer(DatabaseNotReadyError, () => ({ status: 503 })),
+  answer(MalformedBodyError, () => ({ status: 400 })),
+  answer(UnsupportedMediaTypeError, () => ({ status: 415 })),
+  answer(RequestValidationError, () => ({ status: 422 })),
+  answer(NotAuthenticatedError, () => ({ status: 401, headers: { 'www-authenticate': 'Bearer' } })),
+  answer(InvalidTokenError, () => ({ status: 401, headers: { 'www-authenticate': 'Bearer error="invalid_token"' } })),
+  answer(TooManyFailuresError, (error) => ({ status: 429, headers: { 'retry-after': String(error.retryAfterSeconds) } })),
+  answer(EmailTakenError, () => ({ status: 400 })),
+  answer(HasherBusyError, () => ({ status: 503 })),
+  answer(ChatNotFoundError, () => ({ status: 404 })),
+  answer(ChatBusyError, () => ({ status: 409 })),
+  answer(TooManyStreamsError, () => ({ status: 429, headers: { 'retry-after': '5' } })),
+  answer(StreamCapacityError, () => ({ status: 503 })),
+  answer(AssistantRefusedError, () => ({ status: 502, expose: true }))
+]
+
+/** Our errors by the table; Fastify's and its plugins' (sensible, rate-limit) by their statusCode. */
+function answerFor (error: HandledError): Answer {
+  if (error.validation || error.issues) return { status: 422 }
+  const known = answers.find(({ type }) => error instanceof type)
+  if (known) return known.to(error)
+  if (isDatabaseUnavailable(error)) return { status: 503 }
   const status = error.statusCode
-  return typeof status === 'number' && status >= 400 && status < 600 ? status : 500
+  return {
+    status: typeof status === 'number' && status >= 400 && status < 600 ? status : 500,
+    headers: (error as { headers?: Record<string, string> }).headers
+  }
 }
 
 function detailFor (error: FastifyError, status: number): string {
@@ -149,6 +162,7 @@ function detailFor (error: FastifyError, status: number): string {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return 'Unsupported media type; send application/json'
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH': return 'Content-Length does not match the body'
   }
+  if (error instanceof UnsupportedMediaTypeError) return 'Unsupported media type; send application/json'
   if (status === 400 && error.code?.startsWith('FST_')) return 'Malformed request'
   return error.message
 }

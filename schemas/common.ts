@@ -27,6 +27,7 @@ export const ValidationIssueSchema = Type.Object({
   msg: Type.String(),
   type: Type.String()
 }, { $id: 'ValidationIssue' })
+export type ValidationIssue = Static<typeof ValidationIssueSchema>
 
 export const ProblemSchema = Type.Object({
   type: Type.String(),

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { AUTH_BODY_LIMIT, rateLimits } from '../../plugins/app/auth/limits.js'
-import { InvalidTokenError } from '../../plugins/app/auth/authenticate.js'
+import { InvalidTokenError } from '../../plugins/app/auth/errors.js'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
 import { ChangePasswordBodySchema } from '../../schemas/auth.js'
 import { bodyProblemResponses, DetailSchema, ref } from '../../schemas/common.js'

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { AUTH_BODY_LIMIT, GENERIC_RESET_DETAIL, GENERIC_VERIFICATION_DETAIL, rateLimits } from '../../plugins/app/auth/limits.js'
-import { RequestValidationError } from '../../lib/problem.js'
+import { RequestValidationError } from '../../plugins/app/platform/errors.js'
 import { EmailBodySchema, EmailQuerySchema } from '../../schemas/auth.js'
 import { bodyProblemResponses, DetailSchema, ref } from '../../schemas/common.js'
 

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { AUTH_BODY_LIMIT, rateLimits } from '../../plugins/app/auth/limits.js'
-import { RequestValidationError } from '../../lib/problem.js'
+import { RequestValidationError } from '../../plugins/app/platform/errors.js'
 import { LoginBodySchema, TokenSchema } from '../../schemas/auth.js'
 import { bodyProblemResponses, ref } from '../../schemas/common.js'
 

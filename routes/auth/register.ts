@@ -1,13 +1,12 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ObjectId } from 'mongodb'
 import { AUTH_BODY_LIMIT, rateLimits } from '../../plugins/app/auth/limits.js'
-import { EmailTakenError } from '../../plugins/app/auth/users-repository.js'
 import { RegisterBodySchema } from '../../schemas/auth.js'
 import { bodyProblemResponses, ref } from '../../schemas/common.js'
 import { UserSchema } from '../../schemas/users.js'
 
 const register: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { passwordHasher, usersRepository, mailThrottle, linkMails, mailer, httpErrors } = fastify
+  const { passwordHasher, usersRepository, mailThrottle, linkMails, mailer } = fastify
 
   fastify.post('/register', {
     bodyLimit: AUTH_BODY_LIMIT,
@@ -23,13 +22,7 @@ const register: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const { email, password } = request.body
     const hash = await passwordHasher.hash(password)
-    let user
-    try {
-      user = await usersRepository.create(email, hash)
-    } catch (error) {
-      if (error instanceof EmailTakenError) throw httpErrors.badRequest('User with this email already exists')
-      throw error
-    }
+    const user = await usersRepository.create(email, hash)
     request.log.info({ user_id: user.id }, 'user registered')
     await mailThrottle.record(email, 'verify-email')
     await mailer.send(email, await linkMails.issue(new ObjectId(user.id), 'verify-email'))

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyBaseLogger } from 'fastify'
 import { AUTH_BODY_LIMIT, rateLimits } from '../../plugins/app/auth/limits.js'
-import { RequestValidationError } from '../../lib/problem.js'
+import { RequestValidationError } from '../../plugins/app/platform/errors.js'
 import { NewPasswordBodySchema, NewPasswordQuerySchema, ResetBodySchema, TokenParamsSchema } from '../../schemas/auth.js'
 import { bodyProblemResponses, DetailSchema, ref } from '../../schemas/common.js'
 

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { InvalidTokenError } from '../../plugins/app/auth/authenticate.js'
+import { InvalidTokenError } from '../../plugins/app/auth/errors.js'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
 import { DeleteAccountBodySchema } from '../../schemas/auth.js'
 import { bodyProblemResponses, problemResponses, ref } from '../../schemas/common.js'

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { userOf, type AccessClaims } from '../../external/jwt.js'
+import { InvalidTokenError, NotAuthenticatedError } from './errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -20,32 +21,19 @@ declare module 'fastify' {
   }
 }
 
-/** The original's 401 for any token that does not stand: bad, expired, revoked, or its user gone. */
-export class InvalidTokenError extends Error {
-  readonly statusCode = 401
-  readonly headers = { 'www-authenticate': 'Bearer error="invalid_token"' }
-  constructor () {
-    super('Could not validate credentials')
-  }
-}
-
 /**
  * The original's answers: no credentials → "Not authenticated"; anything wrong with the token →
  * "Could not validate credentials". A database failure while checking is a 503, never access.
  */
 export default fp(async function authenticate (fastify) {
-  const { httpErrors, sessionsRepository } = fastify
-
-  function notAuthenticated () {
-    return httpErrors.createError(401, 'Not authenticated', { headers: { 'www-authenticate': 'Bearer' } })
-  }
+  const { sessionsRepository } = fastify
 
   fastify.decorateRequest('sessionCheck', undefined)
   fastify.decorate('authenticate', async function (request: FastifyRequest) {
     const header = request.headers.authorization
     const parts = header?.split(' ') ?? []
     const [scheme, token] = parts
-    if (!scheme || scheme.toLowerCase() !== 'bearer' || !token) throw notAuthenticated()
+    if (!scheme || scheme.toLowerCase() !== 'bearer' || !token) throw new NotAuthenticatedError()
     try {
       if (parts.length > 2) throw new Error('more than a token after Bearer')
       // The instance's verify, synchronous: request.jwtVerify() decodes the token twice and runs
@@ -64,4 +52,4 @@ export default fp(async function authenticate (fastify) {
     check.catch(() => {}) // the handler awaits it
     request.sessionCheck = check
   })
-}, { name: 'authenticate', dependencies: ['jwt', 'sensible', 'sessions-repository'] })
+}, { name: 'authenticate', dependencies: ['jwt', 'sessions-repository'] })

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Collection, ObjectId } from 'mongodb'
+import { TooManyFailuresError } from './errors.js'
 
 interface FailureDocument {
   _id: ObjectId
@@ -9,16 +10,6 @@ interface FailureDocument {
 }
 
 export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000
-
-/** The 429 of a blocked address, with the seconds until it may try again. */
-export class TooManyFailuresError extends Error {
-  readonly statusCode = 429
-  readonly headers: Record<string, string>
-  constructor (retryAfterSeconds: number) {
-    super('Too many failed password attempts, try again later')
-    this.headers = { 'retry-after': String(retryAfterSeconds) }
-  }
-}
 
 /**
  * Failed password checks per address, in the database so every instance (and a restart) sees them.

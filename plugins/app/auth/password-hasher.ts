@@ -1,6 +1,7 @@
 import argon2 from 'argon2'
 import fp from 'fastify-plugin'
 import pLimit from 'p-limit'
+import { HasherBusyError } from './errors.js'
 
 export interface PasswordCheck {
   ok: boolean
@@ -34,7 +35,7 @@ export default fp(async function passwordHasher (fastify) {
   const limit = pLimit(ARGON2_MAX_CONCURRENCY)
 
   function run<T> (work: () => Promise<T>): Promise<T> {
-    if (limit.pendingCount >= MAX_QUEUED) throw fastify.httpErrors.serviceUnavailable('Too busy, retry shortly')
+    if (limit.pendingCount >= MAX_QUEUED) throw new HasherBusyError()
     return limit(work)
   }
 
@@ -50,4 +51,4 @@ export default fp(async function passwordHasher (fastify) {
       await run(() => argon2.verify(dummyHash, password))
     }
   } satisfies PasswordHasher)
-}, { name: 'password-hasher', dependencies: ['env', 'sensible'] })
+}, { name: 'password-hasher', dependencies: ['env'] })

@@ -4,6 +4,7 @@ import { findOneById } from '../../../lib/by-id.js'
 import { isDuplicateKey } from '../../../lib/database-errors.js'
 import { parseObjectId } from '../../../lib/object-id.js'
 import type { User } from '../../../schemas/users.js'
+import { EmailTakenError } from './errors.js'
 
 export interface UserDocument {
   _id: ObjectId
@@ -13,8 +14,6 @@ export interface UserDocument {
   created_at: Date
   updated_at: Date
 }
-
-export class EmailTakenError extends Error {}
 
 /** What the API returns about a user; the hash never leaves the repository through it. */
 export function toUser (doc: Pick<UserDocument, '_id' | 'email' | 'is_verified' | 'created_at'>): User {
@@ -37,7 +36,7 @@ export function createUsersRepository (users: Collection<UserDocument>) {
         const { insertedId } = await users.insertOne(doc as UserDocument)
         return toUser({ ...doc, _id: insertedId })
       } catch (error) {
-        if (isDuplicateKey(error)) throw new EmailTakenError('email taken')
+        if (isDuplicateKey(error)) throw new EmailTakenError()
         throw error
       }
     },

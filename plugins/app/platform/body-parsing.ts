@@ -1,16 +1,9 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import type { FastifyRequest } from 'fastify'
+import { MalformedBodyError, UnsupportedMediaTypeError } from './errors.js'
 
 /** Far deeper than any body of this API; shallow enough that no parser or validator recursion can hurt. */
 export const MAX_JSON_DEPTH = 32
-
-export class JsonBodyError extends Error {
-  readonly statusCode = 400
-}
-
-export class UnsupportedMediaTypeError extends Error {
-  readonly statusCode = 415
-  readonly code = 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
-}
 
 /** True when brackets outside strings nest deeper than `max`. One linear pass, no recursion. */
 export function nestsDeeperThan (text: string, max: number): boolean {
@@ -40,7 +33,7 @@ export function nestsDeeperThan (text: string, max: number): boolean {
  * empty body is "no body", as FastAPI treats it, so routes that take their input from the query
  * still work when a client sends `Content-Type: application/json` without a body.
  */
-export function registerBodyParsing (fastify: FastifyInstance) {
+export default fp(async function bodyParsing (fastify) {
   fastify.removeContentTypeParser('text/plain')
   fastify.addHook('preParsing', (request, _reply, payload, done) => {
     const type = request.headers['content-type']
@@ -57,10 +50,10 @@ export function registerBodyParsing (fastify: FastifyInstance) {
   fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (request: FastifyRequest, body: string | Buffer, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8')
     if (text.trim() === '') return done(null, undefined)
-    if (nestsDeeperThan(text, MAX_JSON_DEPTH)) return done(new JsonBodyError('Body is nested too deeply'), undefined)
+    if (nestsDeeperThan(text, MAX_JSON_DEPTH)) return done(new MalformedBodyError('Body is nested too deeply'), undefined)
     defaultParser(request, text, (error, value) => {
-      if (error) return done(new JsonBodyError('Body is not valid JSON'), undefined)
+      if (error) return done(new MalformedBodyError('Body is not valid JSON'), undefined)
       done(null, value)
     })
   })
-}
+}, { name: 'body-parsing' })

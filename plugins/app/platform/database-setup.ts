@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import fp from 'fastify-plugin'
+import { DatabaseNotReadyError } from './errors.js'
 
 export interface DatabaseSetup {
   /** Adds a step (index creation...) to run once the database answers. */
@@ -75,9 +76,9 @@ export default fp(async function databaseSetup (fastify) {
 
   fastify.addHook('onRequest', (request, _reply, next) => {
     if (done || request.routeOptions.config?.withoutDatabase) return next()
-    next(fastify.httpErrors.serviceUnavailable('Database not ready'))
+    next(new DatabaseNotReadyError())
   })
-}, { name: 'database-setup', dependencies: ['env', 'sensible', 'mongodb'] })
+}, { name: 'database-setup', dependencies: ['env', 'mongodb', 'draining'] })
 
 declare module 'fastify' {
   interface FastifyContextConfig {

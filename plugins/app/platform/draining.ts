@@ -1,4 +1,5 @@
-import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { ShuttingDownError } from './errors.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -12,14 +13,15 @@ declare module 'fastify' {
  * problem+json with Retry-After and `Connection: close`, before any handler runs; liveness routes
  * still answer. Fastify's own return503OnClosing answer is not problem+json, so it is turned off.
  *
- * Call it before our plugins are registered: preClose hooks run in order, and this flag must be up
- * while their hooks (ending streams, stopping the outbox) take their time.
+ * preClose hooks run in registration order, and this flag must be up while the other plugins' hooks
+ * (ending streams, stopping the outbox) take their time: database-setup, which every plugin that
+ * uses the database depends on, depends on this one.
  */
-export function registerDraining (fastify: FastifyInstance) {
+export default fp(async function draining (fastify) {
   let draining = false
   fastify.addHook('preClose', async () => { draining = true })
   fastify.addHook('onRequest', (request, _reply, done) => {
     if (!draining || request.routeOptions.config?.liveness) return done()
-    done(Object.assign(new Error('server is shutting down'), { statusCode: 503, headers: { connection: 'close' } }))
+    done(new ShuttingDownError())
   })
-}
+}, { name: 'draining' })

@@ -8,6 +8,7 @@ import type { StreamBody } from '../../../../schemas/chat.js'
 import type { EventStream } from './event-stream.js'
 import type { Exchange, FinalStatus, StoredReply } from './exchanges.js'
 import { endNotice } from './live-streams.js'
+import { AssistantRefusedError, ChatBusyError, ChatNotFoundError, StreamCapacityError, TooManyStreamsError } from '../errors.js'
 
 export interface ChatTurns {
   /** POST /chat/stream: stores the message and its reply, and streams the reply (or replays an earlier send). */
@@ -22,29 +23,6 @@ declare module 'fastify' {
   interface FastifyInstance {
     chatTurns: ChatTurns
   }
-}
-
-/** Errors the routes answer with; app.ts turns them into problems. */
-export class ChatNotFoundError extends Error {
-  readonly statusCode = 404
-  constructor () { super('Chat not found') }
-}
-export class ChatBusyError extends Error {
-  readonly statusCode = 409
-}
-export class TooManyStreamsError extends Error {
-  readonly statusCode = 429
-  readonly headers = { 'retry-after': '5' }
-  constructor (max: number) { super(`At most ${max} replies can stream at once; wait for one to end`) }
-}
-export class StreamCapacityError extends Error {
-  readonly statusCode = 503
-  constructor () { super('stream capacity of this instance reached') }
-}
-/** The provider refused before anything was streamed; its message is safe to show. */
-export class AssistantRefusedError extends Error {
-  readonly statusCode = 502
-  readonly expose = true
 }
 
 /**

@@ -1,5 +1,36 @@
+import { Ajv } from 'ajv'
+import addFormats from 'ajv-formats'
+import fp from 'fastify-plugin'
+import type { FastifyError } from 'fastify'
 import type { FastifySchemaValidationError } from 'fastify/types/schema.js'
-import type { ValidationIssue } from '../../../lib/problem.js'
+import type { ValidationIssue } from '../../../schemas/common.js'
+
+/**
+ * Bodies are validated strictly (a number is not a string, as in pydantic); query, path and header
+ * values arrive as text and are coerced. Both report every problem so a 422 can list them all;
+ * body size and array limits bound that work.
+ */
+function createValidators () {
+  const common = { useDefaults: true, removeAdditional: true, allErrors: true, strict: false } as const
+  const body = addFormats.default(new Ajv({ ...common, coerceTypes: false }))
+  const text = addFormats.default(new Ajv({ ...common, coerceTypes: 'array' }))
+  for (const ajv of [body, text]) ajv.addFormat('password', true)
+  return { body, text }
+}
+
+const validationParts: Record<string, string> = { body: 'body', querystring: 'query', params: 'path', headers: 'header' }
+
+/** Request validation, and its errors as the issues a 422 lists (see `toValidationIssues`). */
+export default fp(async function validation (fastify) {
+  const validators = createValidators()
+  fastify.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? validators.body : validators.text).compile(schema))
+  fastify.setSchemaErrorFormatter((errors, dataVar) => {
+    const error = new Error(`${dataVar} is invalid`) as FastifyError & { issues: ValidationIssue[] }
+    error.issues = toValidationIssues(errors, validationParts[dataVar] ?? dataVar)
+    return error
+  })
+}, { name: 'validation' })
 
 /**
  * Ajv errors in the shape FastAPI clients already parse: `loc` is the path from the request part,
