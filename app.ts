@@ -11,7 +11,9 @@ import { isDatabaseUnavailable } from './lib/database-errors.js'
 import { PROBLEM_CONTENT_TYPE, problem } from './lib/problem.js'
 import { redactPaths, redactUrl } from './lib/redact.js'
 import { EmailTakenError, HasherBusyError, InvalidTokenError, NotAuthenticatedError, TooManyFailuresError } from './plugins/app/auth/errors.js'
-import { AssistantRefusedError, ChatBusyError, ChatNotFoundError, StreamCapacityError, TooManyStreamsError } from './plugins/app/chat/errors.js'
+import {
+  AssistantRefusedError, ChatBusyError, ChatNotFoundError, MessageNotFoundError, StreamCapacityError, TooManyStreamsError
+} from './plugins/app/chat/errors.js'
 import {
   DatabaseNotReadyError, MalformedBodyError, RequestValidationError, ShuttingDownError, UnsupportedMediaTypeError
 } from './plugins/app/platform/errors.js'
@@ -137,6 +139,7 @@ const answers = [
   answer(EmailTakenError, () => ({ status: 400 })),
   answer(HasherBusyError, () => ({ status: 503 })),
   answer(ChatNotFoundError, () => ({ status: 404 })),
+  answer(MessageNotFoundError, () => ({ status: 404 })),
   answer(ChatBusyError, () => ({ status: 409 })),
   answer(TooManyStreamsError, () => ({ status: 429, headers: { 'retry-after': '5' } })),
   answer(StreamCapacityError, () => ({ status: 503 })),

@@ -15,6 +15,7 @@ export const UsageSchema = Type.Object({
   completion_tokens: Type.Integer(),
   total_tokens: Type.Integer()
 }, { $id: 'Usage', additionalProperties: false, description: 'Tokens counted by the provider for a reply' })
+export type Usage = Static<typeof UsageSchema>
 
 export const MessageSchema = Type.Object({
   id: Type.String(),

@@ -18,5 +18,6 @@ export const SessionSchema = Type.Object({
   ip: Type.Union([Type.String(), Type.Null()]),
   current: Type.Boolean({ description: 'the session of the token making this request' })
 }, { additionalProperties: false })
+export type Session = Static<typeof SessionSchema>
 
 export const SessionParamsSchema = Type.Object({ session_id: IdParamSchema }, { additionalProperties: false })

@@ -6,7 +6,7 @@ import { ChangePasswordBodySchema } from '../../schemas/auth.js'
 import { bodyProblemResponses, DetailSchema, ref } from '../../schemas/common.js'
 
 const changePassword: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { passwordHasher, usersRepository, sessionsRepository, oneTimeTokens, loginThrottle, liveStreams, mailer, httpErrors } = fastify
+  const { passwordCheck, passwordHasher, usersRepository, newPassword, httpErrors } = fastify
 
   fastify.post('/change-password', {
     onRequest: fastify.authenticate,
@@ -26,18 +26,13 @@ const changePassword: FastifyPluginAsyncTypebox = async (fastify) => {
     const user = await usersRepository.findCredentialsById(request.user.id)
     if (!user) throw new InvalidTokenError()
     // Wrong current passwords count with failed logins: this is a password check too.
-    await loginThrottle.assertAllowed(user.email, request.log, user._id)
-    if (!(await passwordHasher.verify(user.password_hash, current)).ok) {
-      await loginThrottle.recordFailure(user.email)
+    if (!await passwordCheck.verify(user.email, user, current, request.log)) {
       request.log.info({ user_id: request.user.id }, 'password change refused: wrong current password')
       throw httpErrors.unauthorized('Current password is incorrect')
     }
     if (current === next) throw httpErrors.badRequest('New password must be different from current password')
 
-    await usersRepository.setPasswordHash(user._id, await passwordHasher.hash(next))
-    await liveStreams.endSessions(request.user.id, await sessionsRepository.revokeAll(user._id, request.user.sessionId))
-    await oneTimeTokens.voidActive(user._id, 'reset-password')
-    await mailer.send(user.email, { kind: 'password-changed' })
+    await newPassword.store(user._id, await passwordHasher.hash(next), { keepSession: request.user.sessionId, email: user.email })
     request.log.info({ user_id: request.user.id }, 'password changed')
     return { detail: 'Password updated successfully' }
   })

@@ -5,7 +5,7 @@ import { LoginBodySchema, TokenSchema } from '../../schemas/auth.js'
 import { bodyProblemResponses, ref } from '../../schemas/common.js'
 
 const login: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { passwordHasher, usersRepository, sessionsRepository, loginThrottle, httpErrors } = fastify
+  const { passwordCheck, usersRepository, sessionsRepository, httpErrors } = fastify
 
   function incorrect () {
     return httpErrors.createError(401, 'Incorrect email or password', { headers: { 'www-authenticate': 'Bearer' } })
@@ -30,24 +30,12 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     if (email === undefined) throw new RequestValidationError([{ loc: ['body', 'username'], msg: 'Field required', type: 'missing' }])
 
     const user = await usersRepository.findCredentials(email)
-    await loginThrottle.assertAllowed(email, request.log, user?._id)
-    if (!user) {
-      await passwordHasher.verifyNothing(password)
-      await loginThrottle.recordFailure(email)
-      request.log.info('login failed: unknown address')
+    const verified = await passwordCheck.verify(email, user, password, request.log)
+    if (!user || !verified) {
+      if (user) request.log.info({ user_id: user._id.toHexString() }, 'login failed: wrong password')
+      else request.log.info('login failed: unknown address')
       throw incorrect()
     }
-    const check = await passwordHasher.verify(user.password_hash, password)
-    if (!check.ok) {
-      await loginThrottle.recordFailure(email)
-      request.log.info({ user_id: user._id.toHexString() }, 'login failed: wrong password')
-      throw incorrect()
-    }
-    await loginThrottle.reset(email)
-    if (check.needsRehash) {
-      await usersRepository.upgradePasswordHash(user._id, user.password_hash, await passwordHasher.hash(password))
-    }
-
     const { sessionId, refreshToken } = await sessionsRepository.create(user._id, { userAgent: request.headers['user-agent'], ip: request.ip })
     request.log.info({ user_id: user._id.toHexString(), session_id: sessionId.toHexString() }, 'login succeeded')
     return await fastify.sessionTokens(reply, user._id, sessionId, refreshToken)

@@ -6,23 +6,19 @@ import { NewPasswordBodySchema, NewPasswordQuerySchema, ResetBodySchema, TokenPa
 import { bodyProblemResponses, DetailSchema, ref } from '../../schemas/common.js'
 
 const resetPassword: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { oneTimeTokens, passwordHasher, usersRepository, sessionsRepository, liveStreams, mailer, httpErrors } = fastify
+  const { oneTimeTokens, passwordHasher, newPassword, httpErrors } = fastify
 
   function invalidToken () {
     return httpErrors.badRequest('Invalid or expired reset token')
   }
 
   /** The token is checked before hashing and consumed after, so only one of racing uses succeeds. */
-  async function reset (token: string, newPassword: string, log: FastifyBaseLogger) {
+  async function reset (token: string, password: string, log: FastifyBaseLogger) {
     if (!await oneTimeTokens.isActive(token, 'reset-password')) throw invalidToken()
-    const hash = await passwordHasher.hash(newPassword)
+    const hash = await passwordHasher.hash(password)
     const userId = await oneTimeTokens.consume(token, 'reset-password')
     if (!userId) throw invalidToken()
-    await usersRepository.setPasswordHash(userId, hash)
-    await liveStreams.endSessions(userId.toHexString(), await sessionsRepository.revokeAll(userId))
-    await oneTimeTokens.voidActive(userId, 'reset-password')
-    const email = await usersRepository.emailOf(userId)
-    if (email) await mailer.send(email, { kind: 'password-changed' })
+    await newPassword.store(userId, hash)
     log.info({ user_id: userId.toHexString() }, 'password reset')
     return { detail: 'Password reset successfully' }
   }

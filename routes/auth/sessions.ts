@@ -9,7 +9,7 @@ const noContent = { 204: Type.Null({ description: 'Done' }) }
 
 /** Refresh-token rotation and logout. Ending a session also ends its live chat streams. */
 const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { sessionsRepository, liveStreams, httpErrors } = fastify
+  const { sessionsRepository, sessionEnding, httpErrors } = fastify
 
   fastify.post('/refresh', {
     bodyLimit: AUTH_BODY_LIMIT,
@@ -27,7 +27,7 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
     const rotation = await sessionsRepository.rotate(request.body.refresh_token)
     if (rotation.outcome === 'reused') {
       request.log.warn({ user_id: rotation.userId.toHexString(), session_id: rotation.sessionId.toHexString() }, 'rotated refresh token reused: session revoked')
-      await liveStreams.endSessions(rotation.userId.toHexString(), [rotation.sessionId.toHexString()])
+      await sessionEnding.end(rotation.userId.toHexString(), rotation.sessionId.toHexString())
     }
     if (rotation.outcome !== 'rotated') throw httpErrors.unauthorized('Invalid or expired refresh token')
     return await fastify.sessionTokens(reply, rotation.userId, rotation.sessionId, rotation.refreshToken)
@@ -44,8 +44,7 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { ...noContent, ...problemResponses(401) }
     }
   }, async (request, reply) => {
-    await sessionsRepository.revoke(request.user.id, request.user.sessionId)
-    await liveStreams.endSessions(request.user.id, [request.user.sessionId])
+    await sessionEnding.end(request.user.id, request.user.sessionId)
     request.log.info({ user_id: request.user.id, session_id: request.user.sessionId }, 'logged out')
     return reply.code(204).send(null)
   })
@@ -60,9 +59,8 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { ...noContent, ...problemResponses(401) }
     }
   }, async (request, reply) => {
-    const ended = await sessionsRepository.revokeAll(fastify.mongo.ObjectId.createFromHexString(request.user.id))
-    await liveStreams.endSessions(request.user.id, ended)
-    request.log.info({ user_id: request.user.id, sessions: ended.length }, 'logged out everywhere')
+    const ended = await sessionEnding.endAll(request.user.id)
+    request.log.info({ user_id: request.user.id, sessions: ended }, 'logged out everywhere')
     return reply.code(204).send(null)
   })
 }

@@ -10,8 +10,7 @@ import { bodyProblemResponses, DetailSchema, problemResponses, ref } from '../..
 const CHAT_BODY_LIMIT = 1024 * 1024
 
 const crud: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { chatsRepository, httpErrors } = fastify
-  const chatNotFound = () => httpErrors.notFound('Chat not found')
+  const { chats } = fastify
   const common = { tags: ['Chat'], security: bearerSecurity }
 
   // Documented as /chat/ like the original; /chat answers too (ignoreTrailingSlash).
@@ -27,8 +26,7 @@ const crud: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request, reply) => {
     const { messages = [], ...settings } = request.body
-    const chat = await chatsRepository.create(request.user.id, settings, messages)
-    return reply.code(201).send(chat)
+    return reply.code(201).send(await chats.create(request.user.id, settings, messages))
   })
 
   fastify.get('/', {
@@ -40,7 +38,7 @@ const crud: FastifyPluginAsyncTypebox = async (fastify) => {
       querystring: ListChatsQuerySchema,
       response: { 200: Type.Array(ref(ChatListItemSchema)), ...problemResponses(401) }
     }
-  }, async (request) => await chatsRepository.list(request.user.id, request.query.skip, request.query.limit))
+  }, async (request) => await chats.list(request.user.id, request.query.skip, request.query.limit))
 
   fastify.get('/:chat_id', {
     schema: {
@@ -50,11 +48,7 @@ const crud: FastifyPluginAsyncTypebox = async (fastify) => {
       params: ChatParamsSchema,
       response: { 200: ref(ChatSchema), ...problemResponses(401, 404) }
     }
-  }, async (request) => {
-    const chat = await chatsRepository.get(request.user.id, request.params.chat_id)
-    if (!chat) throw chatNotFound()
-    return chat
-  })
+  }, async (request) => await chats.get(request.user.id, request.params.chat_id))
 
   fastify.get('/:chat_id/messages', {
     schema: {
@@ -66,12 +60,7 @@ const crud: FastifyPluginAsyncTypebox = async (fastify) => {
       querystring: MessagesQuerySchema,
       response: { 200: ref(MessagePageSchema), ...problemResponses(401, 404) }
     }
-  }, async (request) => {
-    const page = await chatsRepository.page(request.user.id, request.params.chat_id, request.query.before, request.query.limit)
-    if (page === 'no-chat') throw chatNotFound()
-    if (page === 'no-message') throw httpErrors.notFound('Message not found')
-    return page
-  })
+  }, async (request) => await chats.page(request.user.id, request.params.chat_id, request.query.before, request.query.limit))
 
   fastify.put('/:chat_id', {
     bodyLimit: 16 * 1024,
@@ -84,11 +73,7 @@ const crud: FastifyPluginAsyncTypebox = async (fastify) => {
       body: UpdateChatBodySchema,
       response: { 200: ref(ChatSchema), ...bodyProblemResponses(401, 404) }
     }
-  }, async (request) => {
-    const chat = await chatsRepository.update(request.user.id, request.params.chat_id, request.body)
-    if (!chat) throw chatNotFound()
-    return chat
-  })
+  }, async (request) => await chats.update(request.user.id, request.params.chat_id, request.body))
 
   fastify.delete('/:chat_id', {
     schema: {
@@ -99,7 +84,7 @@ const crud: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { 200: ref(DetailSchema), ...problemResponses(401, 404) }
     }
   }, async (request) => {
-    if (!await chatsRepository.delete(request.user.id, request.params.chat_id)) throw chatNotFound()
+    await chats.delete(request.user.id, request.params.chat_id)
     return { detail: 'Chat deleted successfully' }
   })
 }

@@ -7,7 +7,7 @@ import { bodyProblemResponses, problemResponses, ref } from '../../schemas/commo
 import { UserSchema } from '../../schemas/users.js'
 
 const me: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { usersRepository, passwordHasher, loginThrottle, accountDeletion, httpErrors } = fastify
+  const { usersRepository, passwordCheck, accountDeletion, httpErrors } = fastify
 
   fastify.get('/me', {
     schema: {
@@ -37,9 +37,7 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const user = await usersRepository.findCredentialsById(request.user.id)
     if (!user) throw new InvalidTokenError()
-    await loginThrottle.assertAllowed(user.email, request.log, user._id)
-    if (!(await passwordHasher.verify(user.password_hash, request.body.password)).ok) {
-      await loginThrottle.recordFailure(user.email)
+    if (!await passwordCheck.verify(user.email, user, request.body.password, request.log)) {
       request.log.info({ user_id: request.user.id }, 'account deletion refused: wrong password')
       throw httpErrors.unauthorized('Incorrect password')
     }

@@ -6,7 +6,7 @@ import { SessionSchema, SessionParamsSchema } from '../../schemas/users.js'
 
 /** The user's live sessions, and ending one of them (with its live chat streams). */
 const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { sessionsRepository, liveStreams, httpErrors } = fastify
+  const { sessionsRepository, sessionEnding, httpErrors } = fastify
   const common = { tags: ['Users'], security: bearerSecurity }
 
   fastify.get('/me/sessions', {
@@ -16,10 +16,7 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
       operationId: 'listSessions',
       response: { 200: Type.Array(SessionSchema), ...problemResponses(401) }
     }
-  }, async (request) => {
-    const list = await sessionsRepository.list(request.user.id)
-    return list.map((s) => ({ ...s, current: s.id === request.user.sessionId }))
-  })
+  }, async (request) => await sessionsRepository.list(request.user.id, request.user.sessionId))
 
   fastify.delete('/me/sessions/:session_id', {
     schema: {
@@ -31,8 +28,7 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request, reply) => {
     const { session_id: sessionId } = request.params
-    if (!await sessionsRepository.revoke(request.user.id, sessionId)) throw httpErrors.notFound('Session not found')
-    await liveStreams.endSessions(request.user.id, [sessionId])
+    if (!await sessionEnding.end(request.user.id, sessionId)) throw httpErrors.notFound('Session not found')
     request.log.info({ user_id: request.user.id, session_id: sessionId }, 'session ended by its user')
     return reply.code(204).send(null)
   })

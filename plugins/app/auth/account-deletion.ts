@@ -1,9 +1,18 @@
 import fp from 'fastify-plugin'
 import type { ObjectId } from 'mongodb'
 
+/** What another domain deletes of a user (chat: their chats and messages). */
+export type DeletionStep = (userId: ObjectId) => Promise<void>
+
+export interface AccountDeletion {
+  /** Adds a step, run after the user's sessions have ended. */
+  add (name: string, step: DeletionStep): void
+  delete (userId: ObjectId, email: string): Promise<void>
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
-    accountDeletion: { delete (userId: ObjectId, email: string): Promise<void> }
+    accountDeletion: AccountDeletion
   }
 }
 
@@ -12,19 +21,21 @@ declare module 'fastify' {
  * document goes last, so an interrupted deletion can be finished by logging in and deleting again.
  */
 export default fp(async function accountDeletion (fastify) {
-  const { sessionsRepository, liveStreams, chatsRepository, oneTimeTokens, mailer, loginThrottle, usersRepository } = fastify
+  const { sessionEnding, sessionsRepository, oneTimeTokens, mailer, loginThrottle, usersRepository } = fastify
+  const steps: Array<{ name: string, step: DeletionStep }> = []
   fastify.decorate('accountDeletion', {
-    async delete (userId: ObjectId, email: string) {
-      await liveStreams.endSessions(userId.toHexString(), await sessionsRepository.revokeAll(userId))
-      await chatsRepository.deleteAllOf(userId)
+    add (name, step) { steps.push({ name, step }) },
+    async delete (userId, email) {
+      await sessionEnding.endAll(userId.toHexString())
+      for (const { step } of steps) await step(userId)
       await oneTimeTokens.deleteAllOf(userId)
       await mailer.deleteFor(email)
       await loginThrottle.reset(email)
       await sessionsRepository.deleteAllOf(userId)
       await usersRepository.delete(userId)
     }
-  })
+  } satisfies AccountDeletion)
 }, {
   name: 'account-deletion',
-  dependencies: ['sessions-repository', 'live-streams', 'chats-repository', 'one-time-tokens', 'mailer', 'login-throttle', 'users-repository']
+  dependencies: ['session-ending', 'sessions-repository', 'one-time-tokens', 'mailer', 'login-throttle', 'users-repository']
 })

@@ -3,12 +3,13 @@ import type { Collection, ObjectId } from 'mongodb'
 import { hashToken, newSecretToken } from '../../../lib/secrets.js'
 import type { Claims } from '../platform/claims.js'
 
-export type TokenPurpose = 'verify-email' | 'reset-password'
+/** What a one-time link (its token, its mail) is for. */
+export type LinkPurpose = 'verify-email' | 'reset-password'
 
 interface OneTimeTokenDocument {
   _id: ObjectId
   token_hash: string
-  purpose: TokenPurpose
+  purpose: LinkPurpose
   user_id: ObjectId
   /** active → used (consumed once) or void (replaced or killed before use). */
   state: 'active' | 'used' | 'void'
@@ -28,7 +29,7 @@ export function createOneTimeTokens (tokens: Collection<OneTimeTokenDocument>, c
       await tokens.createIndex({ user_id: 1, purpose: 1, state: 1 }, { name: 'user_purpose' })
     },
 
-    async issue (userId: ObjectId, purpose: TokenPurpose, lifetimeMs: number): Promise<string> {
+    async issue (userId: ObjectId, purpose: LinkPurpose, lifetimeMs: number): Promise<string> {
       // Only the hash is stored, so a database leak yields no usable link.
       const token = newSecretToken()
       const hash = hashToken(token)
@@ -46,7 +47,7 @@ export function createOneTimeTokens (tokens: Collection<OneTimeTokenDocument>, c
     },
 
     /** True while the token could still be consumed (a cheap check before expensive work). */
-    async isActive (token: string, purpose: TokenPurpose): Promise<boolean> {
+    async isActive (token: string, purpose: LinkPurpose): Promise<boolean> {
       const doc = await tokens.findOne(
         { token_hash: hashToken(token), purpose, state: 'active', expires_at: { $gt: new Date() } },
         { projection: { _id: 1 } }
@@ -58,7 +59,7 @@ export function createOneTimeTokens (tokens: Collection<OneTimeTokenDocument>, c
      * Marks the token used and returns its user, or null when unknown, expired, used or of another
      * purpose. Of concurrent uses exactly one wins: the claim on the token decides, not the update.
      */
-    async consume (token: string, purpose: TokenPurpose): Promise<ObjectId | null> {
+    async consume (token: string, purpose: LinkPurpose): Promise<ObjectId | null> {
       const hash = hashToken(token)
       const now = new Date()
       const doc = await tokens.findOne({ token_hash: hash, purpose, state: 'active', expires_at: { $gt: now } })
@@ -71,7 +72,7 @@ export function createOneTimeTokens (tokens: Collection<OneTimeTokenDocument>, c
      * The user of a token already consumed, or being consumed right now, and not yet expired (the
      * second of two clicks on a link that worked; web clients in development mode send both at once).
      */
-    async findConsumed (token: string, purpose: TokenPurpose): Promise<ObjectId | null> {
+    async findConsumed (token: string, purpose: LinkPurpose): Promise<ObjectId | null> {
       const hash = hashToken(token)
       const doc = await tokens.findOne({ token_hash: hash, purpose, state: { $ne: 'void' }, expires_at: { $gt: new Date() } })
       return doc && (doc.state === 'used' || await claims.isClaimed(`token:${hash}`)) ? doc.user_id : null
@@ -82,7 +83,7 @@ export function createOneTimeTokens (tokens: Collection<OneTimeTokenDocument>, c
     },
 
     /** Kills the user's unused tokens of a purpose, e.g. older links once a new one is sent. */
-    async voidActive (userId: ObjectId, purpose: TokenPurpose) {
+    async voidActive (userId: ObjectId, purpose: LinkPurpose) {
       await tokens.updateMany({ user_id: userId, purpose, state: 'active' }, { $set: { state: 'void' } })
     }
   }

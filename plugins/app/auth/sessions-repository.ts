@@ -3,6 +3,7 @@ import fp from 'fastify-plugin'
 import { ObjectId, type Collection } from 'mongodb'
 import { parseObjectId } from '../../../lib/object-id.js'
 import { findOwned } from '../../../lib/by-id.js'
+import type { Session } from '../../../schemas/users.js'
 import { createSealer, hashToken, newSecretToken, type Sealer } from '../../../lib/secrets.js'
 import type { Claims } from '../platform/claims.js'
 
@@ -24,14 +25,6 @@ export interface SessionDocument {
 export interface SessionOrigin {
   userAgent?: string
   ip?: string
-}
-
-export interface Session {
-  id: string
-  created_at: string
-  last_used_at: string
-  user_agent: string | null
-  ip: string | null
 }
 
 export type Rotation =
@@ -131,7 +124,8 @@ export function createSessionsRepository (sessions: Collection<SessionDocument>,
       return true
     },
 
-    async list (userId: string): Promise<Session[]> {
+    /** The user's live sessions, most recently used first; `current` marks the session asking. */
+    async list (userId: string, currentSessionId: string): Promise<Session[]> {
       const docs = await sessions.find({ user_id: new ObjectId(userId), ...active() },
         { projection: { created_at: 1, last_used_at: 1, user_agent: 1, ip: 1 } }).sort({ last_used_at: -1 }).toArray()
       return docs.map((s) => ({
@@ -139,7 +133,8 @@ export function createSessionsRepository (sessions: Collection<SessionDocument>,
         created_at: s.created_at.toISOString(),
         last_used_at: s.last_used_at.toISOString(),
         user_agent: s.user_agent,
-        ip: s.ip
+        ip: s.ip,
+        current: s._id.toHexString() === currentSessionId
       }))
     },
 
@@ -192,13 +187,12 @@ export default fp(async function sessionsRepository (fastify) {
     fastify.mongo.db!.collection<SessionDocument>('sessions'), fastify.claims, sealer, REFRESH_TOKEN_EXPIRE_DAYS * 86_400_000
   )
   fastify.databaseSetup.add('sessions indexes', () => repository.ensureIndexes())
-  const timer = setInterval(() => {
-    if (!fastify.databaseSetup.done) return
-    repository.prune()
-      .then((pruned) => { if (pruned > 0) fastify.log.info({ pruned }, 'expired and revoked sessions deleted') })
-      .catch((error: Error) => fastify.log.warn({ err: { message: error.message } }, 'session pruning failed'))
-  }, PRUNE_INTERVAL_MS)
-  timer.unref()
-  fastify.addHook('onClose', async () => { clearInterval(timer) })
+  fastify.periodicJobs.add('session pruning', {
+    everyMs: PRUNE_INTERVAL_MS,
+    async task () {
+      const pruned = await repository.prune()
+      if (pruned > 0) fastify.log.info({ pruned }, 'expired and revoked sessions deleted')
+    }
+  })
   fastify.decorate('sessionsRepository', repository)
-}, { name: 'sessions-repository', dependencies: ['mongodb', 'database-setup', 'claims'] })
+}, { name: 'sessions-repository', dependencies: ['mongodb', 'database-setup', 'claims', 'periodic-jobs'] })

@@ -1,8 +1,7 @@
 import { ObjectId, type Collection } from 'mongodb'
-import type { Usage } from './assistant/types.js'
 import { findOwned } from '../../../lib/by-id.js'
 import { parseObjectId } from '../../../lib/object-id.js'
-import type { Message, ReplyStatus, Role } from '../../../schemas/chat.js'
+import type { Message, ReplyStatus, Role, Usage } from '../../../schemas/chat.js'
 
 /** A message as stored: in its own collection, so a long chat never meets the 16 MB document limit. */
 export interface MessageDocument {

@@ -20,3 +20,8 @@ export class StreamCapacityError extends Error {
 
 /** The provider refused before anything was streamed; its message is safe to show. */
 export class AssistantRefusedError extends Error {}
+
+/** A message id (`before` of a page) that is not a message of the chat. */
+export class MessageNotFoundError extends Error {
+  constructor () { super('Message not found') }
+}

@@ -1,21 +1,20 @@
 import fp from 'fastify-plugin'
+import type { LinkPurpose } from '../auth/one-time-tokens.js'
 import type { Claims } from '../platform/claims.js'
 
-export type MailKind = 'verify-email' | 'reset-password'
-
-/** At most one mail of a kind per address per window, across every instance (a claim per window). */
+/** At most one link mail of a purpose per address per window, across every instance (a claim per window). */
 export function createMailThrottle (claims: Claims, windowSeconds: number) {
-  const key = (email: string, kind: MailKind) => `mail:${kind}:${email}`
+  const key = (email: string, purpose: LinkPurpose) => `mail:${purpose}:${email}`
   const windowEnd = () => new Date(Date.now() + windowSeconds * 1000)
   return {
     /** Starts the window now whatever came before (a sign-up always gets its verification mail). */
-    async record (email: string, kind: MailKind) {
-      await claims.forceClaim(key(email, kind), windowEnd())
+    async record (email: string, purpose: LinkPurpose) {
+      await claims.forceClaim(key(email, purpose), windowEnd())
     },
 
-    async tryAcquire (email: string, kind: MailKind): Promise<boolean> {
+    async tryAcquire (email: string, purpose: LinkPurpose): Promise<boolean> {
       if (windowSeconds === 0) return true
-      return await claims.tryClaimWindow(key(email, kind), windowEnd())
+      return await claims.tryClaimWindow(key(email, purpose), windowEnd())
     }
   }
 }

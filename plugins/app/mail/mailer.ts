@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { renderMail, SUBJECTS, templateSettings, type Mail } from './templates.js'
-import type { LinkKind } from './link-mails.js'
+import type { LinkPurpose } from '../auth/one-time-tokens.js'
 
 export interface Mailer {
   /** Records a mail in the outbox (durably, before returning) for the worker to send. */
@@ -9,7 +9,7 @@ export interface Mailer {
    * Records a link mail asked for anonymously: the worker issues the link if an account needs one,
    * so the request does the same work whether or not the address has an account.
    */
-  request (to: string, kind: LinkKind, requestId: string): Promise<void>
+  request (to: string, purpose: LinkPurpose, requestId: string): Promise<void>
   /** Removes the mails to this address not sent yet (an account being deleted). */
   deleteFor (to: string): Promise<void>
 }
@@ -37,9 +37,9 @@ export default fp(async function mailer (fastify) {
       await outbox.add({ to, kind: mail.kind, subject, text, html, ...(link ? { link } : {}), expires_at: expiresAt })
       worker.wake()
     },
-    async request (to, kind, requestId) {
-      const expiresAt = new Date(Date.now() + linkMails.lifetimeMs[kind])
-      await outbox.add({ to, kind, subject: SUBJECTS[kind], compose: true, request_id: requestId, expires_at: expiresAt })
+    async request (to, purpose, requestId) {
+      const expiresAt = new Date(Date.now() + linkMails.lifetimeMs[purpose])
+      await outbox.add({ to, kind: purpose, subject: SUBJECTS[purpose], compose: true, request_id: requestId, expires_at: expiresAt })
       // No wake-up: the next poll (within a second) composes it, so the account lookup and the link
       // never overlap this request and its timing.
     },

@@ -4,7 +4,7 @@ import { failureCode, isLoginFailure, isPermanentFailure, retryDelayMs } from '.
 import { renderMail, templateSettings } from './templates.js'
 import { logDelivery, SMTP_TIMEOUTS, smtpDelivery, type SmtpTimeouts } from './transports.js'
 import { withTimeout } from '../../../lib/with-timeout.js'
-import type { LinkKind } from './link-mails.js'
+import type { LinkPurpose } from '../auth/one-time-tokens.js'
 import type { OutboxEntry } from './outbox-repository.js'
 
 export interface MailOutboxWorker {
@@ -41,7 +41,7 @@ type Outcome =
  * outbox. At shutdown it stops claiming, lets running sends finish briefly, and hands the rest back.
  */
 export default fp(async function mailOutboxWorker (fastify, opts: MailOutboxWorkerOptions) {
-  const { config, mailOutboxRepository: outbox, linkMails, databaseSetup } = fastify
+  const { config, mailOutboxRepository: outbox, linkMails } = fastify
   const settings = templateSettings(config)
   const log = fastify.log.child({ component: 'mail-outbox' })
   const owner = randomUUID()
@@ -53,37 +53,25 @@ export default fp(async function mailOutboxWorker (fastify, opts: MailOutboxWork
     : logDelivery(fastify.log.child({ component: 'mailer' }))
   if (!config.MAIL_SERVER && config.NODE_ENV === 'production') log.warn('MAIL_SERVER is unset: mails are written to the log, not sent')
 
-  const closing = new AbortController()
   const cutOff = new AbortController()
   const sends = new Set<Promise<void>>()
-  let claiming: Promise<void> | null = null
-  let wokenWhileClaiming = false
   let databaseFailing = false
-  let timer: NodeJS.Timeout | undefined
 
-  function wake () {
-    if (closing.signal.aborted || !databaseSetup.done) return
-    if (claiming) {
-      wokenWhileClaiming = true
-      return
+  /** Claims due entries while a send is free; a wake-up during a pass makes one more pass after it. */
+  async function claimAll (closing: AbortSignal) {
+    while (sends.size < MAX_CONCURRENT_SENDS && !closing.aborted) {
+      const entry = await claimOne()
+      if (!entry) break
+      const send = handle(entry).finally(() => {
+        sends.delete(send)
+        wake()
+      })
+      sends.add(send)
     }
-    claiming = claimAll().finally(() => { claiming = null })
   }
 
-  async function claimAll () {
-    do {
-      wokenWhileClaiming = false
-      while (sends.size < MAX_CONCURRENT_SENDS && !closing.signal.aborted) {
-        const entry = await claimOne()
-        if (!entry) break
-        const send = handle(entry).finally(() => {
-          sends.delete(send)
-          wake()
-        })
-        sends.add(send)
-      }
-    } while (wokenWhileClaiming && !closing.signal.aborted)
-  }
+  const poll = fastify.periodicJobs.add('mail outbox poll', { everyMs: POLL_INTERVAL_MS, task: claimAll })
+  const wake = () => { poll.run().catch(() => {}) }
 
   async function claimOne () {
     try {
@@ -121,7 +109,7 @@ export default fp(async function mailOutboxWorker (fastify, opts: MailOutboxWork
   /** The entry ready to send: a composed mail gets its account's link now; null when no account needs it. */
   async function compose (entry: OutboxEntry): Promise<OutboxEntry | null> {
     if (!entry.compose) return entry
-    const found = await linkMails.compose(entry.to, entry.kind as LinkKind)
+    const found = await linkMails.compose(entry.to, entry.kind as LinkPurpose)
     if (!found) return null
     const body = renderMail(found.mail, settings)
     await outbox.setBody(entry, body)
@@ -157,19 +145,11 @@ export default fp(async function mailOutboxWorker (fastify, opts: MailOutboxWork
 
   fastify.decorate('mailOutboxWorker', { wake } satisfies MailOutboxWorker)
 
-  fastify.addHook('onReady', async () => {
-    timer = setInterval(wake, POLL_INTERVAL_MS)
-    timer.unref()
-  })
-  fastify.addHook('preClose', async () => {
-    closing.abort()
-    clearInterval(timer)
-  })
-  // onClose hooks run in reverse order of registration: this one ends before the database client closes.
+  // The poll has stopped (preClose). onClose hooks run in reverse order of registration: this one
+  // ends before the database client closes.
   fastify.addHook('onClose', async () => {
-    await claiming
     await withTimeout(Promise.allSettled(sends), CLOSE_WAIT_MS).catch(() => {})
     cutOff.abort()
     await Promise.allSettled(sends)
   })
-}, { name: 'mail-outbox-worker', dependencies: ['env', 'database-setup', 'mail-outbox-repository', 'link-mails'] })
+}, { name: 'mail-outbox-worker', dependencies: ['env', 'periodic-jobs', 'mail-outbox-repository', 'link-mails'] })

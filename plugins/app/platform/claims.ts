@@ -99,10 +99,6 @@ declare module 'fastify' {
 export default fp(async function claims (fastify) {
   const service = createClaims(fastify.mongo.db!.collection<ClaimDocument>('claims'))
   fastify.databaseSetup.add('claims indexes', () => service.ensureIndexes())
-  const timer = setInterval(() => {
-    service.sweep().catch((error: Error) => fastify.log.warn({ err: { message: error.message } }, 'claims sweep failed'))
-  }, SWEEP_INTERVAL_MS)
-  timer.unref()
-  fastify.addHook('onClose', async () => { clearInterval(timer) })
+  fastify.periodicJobs.add('claims sweep', { everyMs: SWEEP_INTERVAL_MS, task: () => service.sweep() })
   fastify.decorate('claims', service)
-}, { name: 'claims', dependencies: ['mongodb', 'database-setup'] })
+}, { name: 'claims', dependencies: ['mongodb', 'database-setup', 'periodic-jobs'] })

@@ -4,7 +4,7 @@ import { DatabaseNotReadyError } from './errors.js'
 
 export interface DatabaseSetup {
   /** Adds a step (index creation...) to run once the database answers. */
-  add (name: string, step: () => Promise<void>): void
+  add (name: string, step: (signal: AbortSignal) => Promise<void>): void
   /** True once every step has succeeded. */
   readonly done: boolean
   /** Resolves when every step has succeeded (tests, and server start when waiting is wanted). */
@@ -25,7 +25,7 @@ const RETRY_MS = 1000
  * the database answer 503, so nothing is written before the unique indexes exist.
  */
 export default fp(async function databaseSetup (fastify) {
-  const steps: Array<{ name: string, step: () => Promise<void> }> = []
+  const steps: Array<{ name: string, step: (signal: AbortSignal) => Promise<void> }> = []
   let done = false
   const closing = new AbortController()
   let resolveDone: () => void
@@ -49,7 +49,7 @@ export default fp(async function databaseSetup (fastify) {
     for (const { name, step } of [connect, topology, ...steps]) {
       while (!closing.signal.aborted) {
         try {
-          await step()
+          await step(closing.signal)
           break
         } catch (error) {
           fastify.log.warn({ step: name, err: { message: (error as Error).message } }, 'database setup waiting for the database')

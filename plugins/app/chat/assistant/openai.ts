@@ -1,5 +1,6 @@
 import { EventSourceParserStream } from 'eventsource-parser/stream'
-import { AssistantError, type Assistant, type AssistantEvent, type Usage } from './types.js'
+import type { Usage } from '../../../../schemas/chat.js'
+import { AssistantError, type Assistant, type AssistantEvent } from './types.js'
 
 export interface OpenAiOptions {
   /** e.g. https://api.openai.com/v1 or http://localhost:11434/v1 (Ollama). */

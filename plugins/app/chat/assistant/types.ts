@@ -1,15 +1,8 @@
-import type { Role } from '../../../../schemas/chat.js'
+import type { Role, Usage } from '../../../../schemas/chat.js'
 
 export interface ContextMessage {
   role: Role
   content: string
-}
-
-/** Token counts as the provider reports them (OpenAI's `usage` object). */
-export interface Usage {
-  prompt_tokens: number
-  completion_tokens: number
-  total_tokens: number
 }
 
 export type AssistantEvent = { text: string } | { usage: Usage }

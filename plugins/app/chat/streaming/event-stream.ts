@@ -109,13 +109,15 @@ class SseStream implements EventStream {
 export default fp(async function eventStream (fastify) {
   const pingMs = fastify.config.STREAM_PING_SECONDS * 1000
   const open: Pinged = new Set()
-  // One timer for all open streams, however many there are.
-  const pinger = setInterval(() => {
-    const now = Date.now()
-    for (const stream of open) stream.ping(now, pingMs)
-  }, Math.min(pingMs, 1000))
-  pinger.unref()
-  fastify.addHook('onClose', async () => { clearInterval(pinger) })
+  // One job for all open streams, however many there are.
+  fastify.periodicJobs.add('stream pings', {
+    everyMs: Math.min(pingMs, 1000),
+    withoutDatabase: true,
+    async task () {
+      const now = Date.now()
+      for (const stream of open) stream.ping(now, pingMs)
+    }
+  })
 
   fastify.decorate('eventStream', (reply: FastifyReply): EventStream => new SseStream(reply, open))
-}, { name: 'event-stream', dependencies: ['env'] })
+}, { name: 'event-stream', dependencies: ['env', 'periodic-jobs'] })

@@ -1,11 +1,11 @@
 import fp from 'fastify-plugin'
 import { ObjectId, type AnyBulkWriteOperation, type Collection } from 'mongodb'
 import { fitContext } from '../assistant/context.js'
-import type { ContextMessage, Usage } from '../assistant/types.js'
+import type { ContextMessage } from '../assistant/types.js'
 import { findOwned } from '../../../../lib/by-id.js'
 import { isDuplicateKey } from '../../../../lib/database-errors.js'
 import { parseObjectId } from '../../../../lib/object-id.js'
-import type { ReplyStatus } from '../../../../schemas/chat.js'
+import type { ReplyStatus, Usage } from '../../../../schemas/chat.js'
 import { copyOf, newMessage, type ChatDocument, type MessageCopy, type MessageDocument, findOwnChat } from '../documents.js'
 
 export type FinalStatus = Exclude<ReplyStatus, 'streaming'>
@@ -84,13 +84,6 @@ export function createExchanges (chats: Collection<ChatDocument>, messages: Coll
   }
 
   return {
-    async ensureIndexes () {
-      await messages.createIndex({ chat_id: 1, seq: 1 }, { unique: true, name: 'chat_order' })
-      // The few `streaming` replies, for the sweeps (FerretDB 1.x has no partial indexes).
-      await messages.createIndex({ status: 1 }, { name: 'by_status' })
-      await messages.createIndex({ instance: 1 }, { name: 'by_instance' })
-    },
-
     /** Stores the user's message and an empty `streaming` reply; null when the chat is not the caller's. */
     async startSend (send: SendRequest): Promise<Exchange | null> {
       const owner = new ObjectId(send.userId)
@@ -269,6 +262,5 @@ declare module 'fastify' {
 export default fp(async function exchanges (fastify) {
   const db = fastify.mongo.db!
   const repository = createExchanges(db.collection<ChatDocument>('chats'), db.collection<MessageDocument>('messages'), fastify.config.ASSISTANT_CONTEXT_CHARS)
-  fastify.databaseSetup.add('exchange indexes', () => repository.ensureIndexes())
   fastify.decorate('exchanges', repository)
-}, { name: 'exchanges', dependencies: ['env', 'mongodb', 'database-setup'] })
+}, { name: 'exchanges', dependencies: ['env', 'mongodb', 'messages-repository'] })

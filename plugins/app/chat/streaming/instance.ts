@@ -50,18 +50,15 @@ export default fp(async function instance (fastify) {
   // Before the service is ready, so no reply names an instance that never beat.
   databaseSetup.add('instance heartbeat', beat)
 
-  let beating = false
-  const timer = setInterval(() => {
-    if (!databaseSetup.done || beating) return
-    beating = true
-    beat()
-      .catch((error: Error) => log.warn({ err: { message: error.message } }, 'instance heartbeat failed'))
-      .then(() => Promise.all(tasks.map((task) => task().catch((error: Error) =>
-        log.warn({ err: { message: error.message } }, 'heartbeat task failed')))))
-      .finally(() => { beating = false })
-  }, BEAT_INTERVAL_MS)
-  timer.unref()
-  fastify.addHook('preClose', async () => { clearInterval(timer) })
+  fastify.periodicJobs.add('instance heartbeat', {
+    everyMs: BEAT_INTERVAL_MS,
+    async task () {
+      const failure = await beat().then(() => null, (error: Error) => error)
+      // The tasks run whether or not this beat landed.
+      await Promise.all(tasks.map((task) => task().catch((error: Error) => log.warn({ err: { message: error.message } }, 'heartbeat task failed'))))
+      if (failure) throw failure
+    }
+  })
 
   fastify.decorate('instance', {
     id,
@@ -82,4 +79,4 @@ export default fp(async function instance (fastify) {
     },
     onBeat (task) { tasks.push(task) }
   } satisfies Instance)
-}, { name: 'instance', dependencies: ['env', 'mongodb', 'database-setup'] })
+}, { name: 'instance', dependencies: ['env', 'mongodb', 'database-setup', 'periodic-jobs'] })

@@ -34,8 +34,6 @@ export interface LiveStreams {
   has (replyId: string): boolean
   /** Stops these replies: here at once, on other instances within a second. */
   stopReplies (replies: RunningReply[]): Promise<void>
-  /** Ends the live streams of these sessions of the user: here at once, on other instances within a second. */
-  endSessions (userId: string, sessionIds: Iterable<string>): Promise<void>
   /**
    * A place for one more stream on this instance (MAX_LIVE_STREAMS), taken at once so concurrent
    * requests cannot all pass the check; null when full. Call the returned function when done.
@@ -102,6 +100,18 @@ export default fp(async function liveStreams (fastify) {
     if (done.length > 0) await signals.deleteMany({ instance: instance.id, _id: { $in: done } })
   })
 
+  // Ended sessions' streams end: here at once, on other instances within a second.
+  fastify.sessionEnding.onEnd(async (userId, sessionIds) => {
+    const ended = new Set(sessionIds)
+    endHere(ended)
+    try {
+      const elsewhere = (await streamSlots.held(userId)).filter((slot) => slot.instance !== instance.id && ended.has(slot.sessionId))
+      await signal(elsewhere.map((slot) => ({ instance: slot.instance, kind: 'session-ended', target: slot.sessionId })))
+    } catch (error) {
+      log.warn({ err: { message: (error as Error).message } }, 'could not tell other instances to end these sessions\' streams')
+    }
+  })
+
   fastify.decorate('liveStreams', {
     run (owner, work) {
       const limit = setTimeout(() => owner.stream.abort(new TimeLimitError('stream time limit')), maxMs)
@@ -117,16 +127,6 @@ export default fp(async function liveStreams (fastify) {
     async stopReplies (replies) {
       for (const { replyId } of replies) stopHere(replyId)
       await signal(replies.filter((r) => r.instance !== instance.id).map((r) => ({ instance: r.instance, kind: 'stop', target: r.replyId })))
-    },
-    async endSessions (userId, sessionIds) {
-      const ended = new Set(sessionIds)
-      endHere(ended)
-      try {
-        const elsewhere = (await streamSlots.held(userId)).filter((slot) => slot.instance !== instance.id && ended.has(slot.sessionId))
-        await signal(elsewhere.map((slot) => ({ instance: slot.instance, kind: 'session-ended', target: slot.sessionId })))
-      } catch (error) {
-        log.warn({ err: { message: (error as Error).message } }, 'could not tell other instances to end these sessions\' streams')
-      }
     },
     async dropSignalsOf (instanceId) {
       await signals.deleteMany({ instance: instanceId })
@@ -147,4 +147,4 @@ export default fp(async function liveStreams (fastify) {
     for (const entry of running) entry.stream.abort(new ShutdownError('server shutting down'))
     await Promise.allSettled(running.map((entry) => entry.done))
   })
-}, { name: 'live-streams', dependencies: ['env', 'mongodb', 'database-setup', 'instance', 'stream-slots'] })
+}, { name: 'live-streams', dependencies: ['env', 'mongodb', 'database-setup', 'instance', 'stream-slots', 'session-ending'] })

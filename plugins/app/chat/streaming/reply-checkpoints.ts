@@ -47,7 +47,6 @@ class Entry implements Checkpoint, TrackedReply {
 export default fp(async function replyCheckpoints (fastify) {
   const { exchanges, log } = fastify
   const tracked = new Set<Entry>()
-  let saving: Promise<void> | undefined
 
   async function save () {
     const batch = [...tracked].filter((entry) => entry.pieces > entry.saved).map((entry) => ({ entry, pieces: entry.pieces, content: entry.content }))
@@ -60,25 +59,11 @@ export default fp(async function replyCheckpoints (fastify) {
     }
   }
 
-  /** One batch at a time: a flush asked for while one is written waits for it, then writes its own. */
-  async function flush (): Promise<void> {
-    if (saving) {
-      await saving
-      return await flush()
-    }
-    saving = save().finally(() => { saving = undefined })
-    await saving
-  }
-
-  const timer = setInterval(() => { if (!saving) flush().catch(() => {}) }, fastify.config.REPLY_CHECKPOINT_SECONDS * 1000)
-  timer.unref()
-  fastify.addHook('preClose', async () => {
-    clearInterval(timer)
-    await saving // before the database client closes under it
-  })
+  // One batch at a time: a flush asked for while one is written waits for it, then writes its own.
+  const job = fastify.periodicJobs.add('reply checkpoints', { everyMs: fastify.config.REPLY_CHECKPOINT_SECONDS * 1000, task: save })
 
   fastify.decorate('replyCheckpoints', {
     track: (replyId) => new Entry(replyId, tracked),
-    flush
+    flush: job.run
   } satisfies ReplyCheckpoints)
-}, { name: 'reply-checkpoints', dependencies: ['env', 'exchanges'] })
+}, { name: 'reply-checkpoints', dependencies: ['env', 'exchanges', 'periodic-jobs'] })

@@ -14,25 +14,24 @@ const SWEEP_INTERVAL_MS = 30_000
 export default fp(async function replySweeper (fastify) {
   const staleMs = fastify.config.REPLY_STALE_SECONDS * 1000
   const { exchanges, instance, liveStreams, databaseSetup, log } = fastify
-  const closing = new AbortController()
 
   const report = (swept: number) => { if (swept > 0) log.info({ swept }, 'stale streaming replies marked interrupted') }
 
-  async function startupSweep () {
+  async function startupSweep (signal: AbortSignal) {
     const streaming = await exchanges.allStreaming()
     const alive = await instance.alive(streaming.flatMap((reply) => reply.instance ? [reply.instance] : []))
     const staleBefore = Date.now() - staleMs
     const orphans: ObjectId[] = streaming
       .filter((reply) => reply.instance ? !alive.has(reply.instance) : reply.updated_at.getTime() < staleBefore)
       .map((reply) => reply._id)
-    report(await exchanges.interrupt(orphans, closing.signal))
+    report(await exchanges.interrupt(orphans, signal))
   }
 
-  async function sweep () {
+  async function sweep (signal: AbortSignal) {
     let swept = 0
     for (const stopped of await instance.stale()) {
-      if (closing.signal.aborted) break
-      swept += await exchanges.interrupt(await exchanges.streamingOf(stopped), closing.signal)
+      if (signal.aborted) break
+      swept += await exchanges.interrupt(await exchanges.streamingOf(stopped), signal)
       await liveStreams.dropSignalsOf(stopped)
       await instance.forget(stopped)
     }
@@ -40,21 +39,5 @@ export default fp(async function replySweeper (fastify) {
   }
 
   databaseSetup.add('stale replies sweep', startupSweep)
-
-  let timer: NodeJS.Timeout | undefined
-  let sweeping: Promise<void> | undefined
-  fastify.addHook('onReady', async () => {
-    timer = setInterval(() => {
-      if (!databaseSetup.done || sweeping) return
-      sweeping = sweep()
-        .catch((error: Error) => log.warn({ err: { message: error.message } }, 'stale replies sweep failed'))
-        .finally(() => { sweeping = undefined })
-    }, Math.min(SWEEP_INTERVAL_MS, staleMs))
-    timer.unref()
-  })
-  fastify.addHook('preClose', async () => {
-    closing.abort()
-    clearInterval(timer)
-    await sweeping
-  })
-}, { name: 'reply-sweeper', dependencies: ['env', 'exchanges', 'instance', 'live-streams', 'database-setup'] })
+  fastify.periodicJobs.add('stale replies sweep', { everyMs: Math.min(SWEEP_INTERVAL_MS, staleMs), task: sweep })
+}, { name: 'reply-sweeper', dependencies: ['env', 'exchanges', 'instance', 'live-streams', 'database-setup', 'periodic-jobs'] })
