@@ -29,25 +29,22 @@ const emailRequests: FastifyPluginAsyncTypebox = async (fastify) => {
     return email
   }
 
-  fastify.post('/resend-verification', {
-    bodyLimit: AUTH_BODY_LIMIT,
-    config: rateLimits.mailRequest,
-    schema: routeSchema('resendVerification', 'Send the verification mail again')
-  }, async (request) => {
-    const email = addressOf(request)
-    if (await mailThrottle.tryAcquire(email, 'verify-email')) await mailer.request(email, 'verify-email', request.id)
-    return { detail: GENERIC_VERIFICATION_DETAIL }
-  })
+  const requests = [
+    { path: '/resend-verification', purpose: 'verify-email', operationId: 'resendVerification', summary: 'Send the verification mail again', detail: GENERIC_VERIFICATION_DETAIL },
+    { path: '/forgot-password', purpose: 'reset-password', operationId: 'forgotPassword', summary: 'Send a password reset mail', detail: GENERIC_RESET_DETAIL }
+  ] as const
 
-  fastify.post('/forgot-password', {
-    bodyLimit: AUTH_BODY_LIMIT,
-    config: rateLimits.mailRequest,
-    schema: routeSchema('forgotPassword', 'Send a password reset mail')
-  }, async (request) => {
-    const email = addressOf(request)
-    if (await mailThrottle.tryAcquire(email, 'reset-password')) await mailer.request(email, 'reset-password', request.id)
-    return { detail: GENERIC_RESET_DETAIL }
-  })
+  for (const { path, purpose, operationId, summary, detail } of requests) {
+    fastify.post(path, {
+      bodyLimit: AUTH_BODY_LIMIT,
+      config: rateLimits.mailRequest,
+      schema: routeSchema(operationId, summary)
+    }, async (request) => {
+      const email = addressOf(request)
+      if (await mailThrottle.tryAcquire(email, purpose)) await mailer.request(email, purpose, request.id)
+      return { detail }
+    })
+  }
 }
 
 export default emailRequests

@@ -1,7 +1,7 @@
-import fp from 'fastify-plugin'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Collection, ObjectId } from 'mongodb'
 import { TooManyFailuresError } from './errors.js'
+import { repositoryPlugin } from '../platform/repository-plugin.js'
 
 interface FailureDocument {
   _id: ObjectId
@@ -53,16 +53,11 @@ export function createLoginThrottle (failures: Collection<FailureDocument>, maxF
   }
 }
 
-export type LoginThrottle = ReturnType<typeof createLoginThrottle>
-
 declare module 'fastify' {
   interface FastifyInstance {
-    loginThrottle: LoginThrottle
+    loginThrottle: ReturnType<typeof createLoginThrottle>
   }
 }
 
-export default fp(async function loginThrottle (fastify) {
-  const throttle = createLoginThrottle(fastify.mongo.db!.collection<FailureDocument>('login_failures'), fastify.config.LOGIN_MAX_FAILURES)
-  fastify.databaseSetup.add('login failures indexes', () => throttle.ensureIndexes())
-  fastify.decorate('loginThrottle', throttle)
-}, { name: 'login-throttle', dependencies: ['mongodb', 'database-setup'] })
+export default repositoryPlugin('loginThrottle', (db, fastify) =>
+  createLoginThrottle(db.collection<FailureDocument>('login_failures'), fastify.config.LOGIN_MAX_FAILURES), ['env'])

@@ -1,7 +1,7 @@
-import fp from 'fastify-plugin'
 import type { Collection, ObjectId } from 'mongodb'
 import { hashToken, newSecretToken } from '../../../lib/secrets.js'
 import type { Claims } from '../platform/claims.js'
+import { repositoryPlugin } from '../platform/repository-plugin.js'
 
 /** What a one-time link (its token, its mail) is for. */
 export type LinkPurpose = 'verify-email' | 'reset-password'
@@ -89,16 +89,11 @@ export function createOneTimeTokens (tokens: Collection<OneTimeTokenDocument>, c
   }
 }
 
-export type OneTimeTokens = ReturnType<typeof createOneTimeTokens>
-
 declare module 'fastify' {
   interface FastifyInstance {
-    oneTimeTokens: OneTimeTokens
+    oneTimeTokens: ReturnType<typeof createOneTimeTokens>
   }
 }
 
-export default fp(async function oneTimeTokens (fastify) {
-  const service = createOneTimeTokens(fastify.mongo.db!.collection<OneTimeTokenDocument>('one_time_tokens'), fastify.claims)
-  fastify.databaseSetup.add('one-time tokens indexes', () => service.ensureIndexes())
-  fastify.decorate('oneTimeTokens', service)
-}, { name: 'one-time-tokens', dependencies: ['mongodb', 'database-setup', 'claims'] })
+export default repositoryPlugin('oneTimeTokens', (db, fastify) =>
+  createOneTimeTokens(db.collection<OneTimeTokenDocument>('one_time_tokens'), fastify.claims), ['claims'])

@@ -17,4 +17,4 @@ export default fp(async function sessionTokens (fastify) {
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
     return { access_token: accessToken, token_type: 'bearer' as const, expires_in: expiresIn, refresh_token: refreshToken }
   })
-}, { name: 'session-tokens', dependencies: ['jwt'] })
+}, { name: 'session-tokens', dependencies: ['env', 'jwt'] })

@@ -1,11 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import fp from 'fastify-plugin'
 import { ObjectId, type Collection } from 'mongodb'
 import { parseObjectId } from '../../../lib/object-id.js'
 import { findOwned } from '../../../lib/by-id.js'
 import type { Session } from '../../../schemas/users.js'
 import { createSealer, hashToken, newSecretToken, type Sealer } from '../../../lib/secrets.js'
 import type { Claims } from '../platform/claims.js'
+import { repositoryPlugin } from '../platform/repository-plugin.js'
 
 export interface SessionDocument {
   _id: ObjectId
@@ -72,6 +72,10 @@ export function createSessionsRepository (sessions: Collection<SessionDocument>,
       await sessions.createIndex({ user_id: 1, revoked_at: 1 }, { name: 'user_sessions' })
       await sessions.createIndex({ refresh_hash: 1 }, { unique: true, name: 'refresh_hash_unique' })
       await sessions.createIndex({ expires_at: 1 }, { name: 'expiry' })
+    },
+
+    async deleteAllOf (userId: ObjectId) {
+      await sessions.deleteMany({ user_id: userId })
     },
 
     async create (userId: ObjectId, origin: SessionOrigin): Promise<{ sessionId: ObjectId, refreshToken: string }> {
@@ -163,30 +167,21 @@ export function createSessionsRepository (sessions: Collection<SessionDocument>,
       const expired = await sessions.deleteMany({ expires_at: { $lte: now } })
       const revoked = await sessions.deleteMany({ revoked_at: { $lte: now } })
       return expired.deletedCount + revoked.deletedCount
-    },
-
-    async deleteAllOf (userId: ObjectId) {
-      await sessions.deleteMany({ user_id: userId })
     }
   }
 }
 
-export type SessionsRepository = ReturnType<typeof createSessionsRepository>
-
 declare module 'fastify' {
   interface FastifyInstance {
-    sessionsRepository: SessionsRepository
+    sessionsRepository: ReturnType<typeof createSessionsRepository>
   }
 }
 
-export default fp(async function sessionsRepository (fastify) {
+export default repositoryPlugin('sessionsRepository', (db, fastify) => {
   const { SECRET_KEY, REFRESH_TOKEN_EXPIRE_DAYS } = fastify.config
   // Without a configured secret (development), grace tokens only need to outlive this process.
   const sealer = createSealer(SECRET_KEY ?? newSecretToken(), 'refresh-token-grace')
-  const repository = createSessionsRepository(
-    fastify.mongo.db!.collection<SessionDocument>('sessions'), fastify.claims, sealer, REFRESH_TOKEN_EXPIRE_DAYS * 86_400_000
-  )
-  fastify.databaseSetup.add('sessions indexes', () => repository.ensureIndexes())
+  const repository = createSessionsRepository(db.collection<SessionDocument>('sessions'), fastify.claims, sealer, REFRESH_TOKEN_EXPIRE_DAYS * 86_400_000)
   fastify.periodicJobs.add('session pruning', {
     everyMs: PRUNE_INTERVAL_MS,
     async task () {
@@ -194,5 +189,5 @@ export default fp(async function sessionsRepository (fastify) {
       if (pruned > 0) fastify.log.info({ pruned }, 'expired and revoked sessions deleted')
     }
   })
-  fastify.decorate('sessionsRepository', repository)
-}, { name: 'sessions-repository', dependencies: ['mongodb', 'database-setup', 'claims', 'periodic-jobs'] })
+  return repository
+}, ['env', 'claims', 'periodic-jobs'])

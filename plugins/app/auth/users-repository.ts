@@ -1,10 +1,10 @@
-import fp from 'fastify-plugin'
 import type { Collection, ObjectId } from 'mongodb'
 import { findOneById } from '../../../lib/by-id.js'
 import { isDuplicateKey } from '../../../lib/database-errors.js'
 import { parseObjectId } from '../../../lib/object-id.js'
 import type { User } from '../../../schemas/users.js'
 import { EmailTakenError } from './errors.js'
+import { repositoryPlugin } from '../platform/repository-plugin.js'
 
 export interface UserDocument {
   _id: ObjectId
@@ -91,16 +91,10 @@ export function createUsersRepository (users: Collection<UserDocument>) {
   }
 }
 
-export type UsersRepository = ReturnType<typeof createUsersRepository>
-
 declare module 'fastify' {
   interface FastifyInstance {
-    usersRepository: UsersRepository
+    usersRepository: ReturnType<typeof createUsersRepository>
   }
 }
 
-export default fp(async function usersRepository (fastify) {
-  const repository = createUsersRepository(fastify.mongo.db!.collection<UserDocument>('users'))
-  fastify.databaseSetup.add('users indexes', () => repository.ensureIndexes())
-  fastify.decorate('usersRepository', repository)
-}, { name: 'users-repository', dependencies: ['mongodb', 'database-setup'] })
+export default repositoryPlugin('usersRepository', (db) => createUsersRepository(db.collection<UserDocument>('users')))

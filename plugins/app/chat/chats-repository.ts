@@ -1,9 +1,9 @@
-import fp from 'fastify-plugin'
 import { ObjectId, type Collection } from 'mongodb'
 import { findOwned } from '../../../lib/by-id.js'
 import { parseObjectId } from '../../../lib/object-id.js'
 import type { ChatSettings } from '../../../schemas/chat.js'
 import { findOwnChat, type ChatDocument } from './documents.js'
+import { repositoryPlugin } from '../platform/repository-plugin.js'
 
 const withoutCount = { message_count: 0 } as const
 
@@ -15,6 +15,11 @@ export function createChatsRepository (chats: Collection<ChatDocument>) {
   return {
     async ensureIndexes () {
       await chats.createIndex({ user_id: 1, updated_at: -1 }, { name: 'user_recent' })
+    },
+
+    /** Every chat of the user (account deletion). */
+    async deleteAllOf (userId: ObjectId) {
+      await chats.deleteMany({ user_id: userId })
     },
 
     async insert (chat: ChatDocument) {
@@ -50,24 +55,17 @@ export function createChatsRepository (chats: Collection<ChatDocument>) {
       const { deletedCount } = await chats.deleteOne({ _id: chatId })
       return deletedCount > 0
     },
-
-    async deleteAllOf (userId: ObjectId) {
-      await chats.deleteMany({ user_id: userId })
-    }
   }
 }
-
-export type ChatsRepository = ReturnType<typeof createChatsRepository>
 
 declare module 'fastify' {
   interface FastifyInstance {
-    chatsRepository: ChatsRepository
+    chatsRepository: ReturnType<typeof createChatsRepository>
   }
 }
 
-export default fp(async function chatsRepository (fastify) {
-  const repository = createChatsRepository(fastify.mongo.db!.collection<ChatDocument>('chats'))
-  fastify.databaseSetup.add('chats indexes', () => repository.ensureIndexes())
+export default repositoryPlugin('chatsRepository', (db, fastify) => {
+  const repository = createChatsRepository(db.collection<ChatDocument>('chats'))
   fastify.accountDeletion.add('chats', (userId) => repository.deleteAllOf(userId))
-  fastify.decorate('chatsRepository', repository)
-}, { name: 'chats-repository', dependencies: ['mongodb', 'database-setup', 'account-deletion'] })
+  return repository
+}, ['account-deletion'])

@@ -1,8 +1,8 @@
-import fp from 'fastify-plugin'
 import type { Collection, ObjectId } from 'mongodb'
 import { parseObjectId } from '../../../lib/object-id.js'
 import type { Message, MessagePage } from '../../../schemas/chat.js'
 import { messageProjection, toMessage, type MessageDocument } from './documents.js'
+import { repositoryPlugin } from '../platform/repository-plugin.js'
 
 /**
  * The messages collection: a message is its own document, so a long chat never meets the 16 MB
@@ -15,6 +15,15 @@ export function createMessagesRepository (messages: Collection<MessageDocument>)
       // The few `streaming` replies, for the sweeps (FerretDB 1.x has no partial indexes).
       await messages.createIndex({ status: 1 }, { name: 'by_status' })
       await messages.createIndex({ instance: 1 }, { name: 'by_instance' })
+    },
+
+    /** Every message of the user (account deletion). */
+    async deleteAllOf (userId: ObjectId) {
+      await messages.deleteMany({ user_id: userId })
+    },
+
+    async deleteOfChat (chatId: ObjectId) {
+      await messages.deleteMany({ chat_id: chatId })
     },
 
     async insert (docs: MessageDocument[]) {
@@ -45,29 +54,18 @@ export function createMessagesRepository (messages: Collection<MessageDocument>)
       const more = docs.length > limit
       const page = docs.slice(0, limit).reverse()
       return { messages: page.map(toMessage), next_before: more ? page[0]!._id.toHexString() : null }
-    },
-
-    async deleteOfChat (chatId: ObjectId) {
-      await messages.deleteMany({ chat_id: chatId })
-    },
-
-    async deleteAllOf (userId: ObjectId) {
-      await messages.deleteMany({ user_id: userId })
     }
   }
 }
 
-export type MessagesRepository = ReturnType<typeof createMessagesRepository>
-
 declare module 'fastify' {
   interface FastifyInstance {
-    messagesRepository: MessagesRepository
+    messagesRepository: ReturnType<typeof createMessagesRepository>
   }
 }
 
-export default fp(async function messagesRepository (fastify) {
-  const repository = createMessagesRepository(fastify.mongo.db!.collection<MessageDocument>('messages'))
-  fastify.databaseSetup.add('messages indexes', () => repository.ensureIndexes())
+export default repositoryPlugin('messagesRepository', (db, fastify) => {
+  const repository = createMessagesRepository(db.collection<MessageDocument>('messages'))
   fastify.accountDeletion.add('messages', (userId) => repository.deleteAllOf(userId))
-  fastify.decorate('messagesRepository', repository)
-}, { name: 'messages-repository', dependencies: ['mongodb', 'database-setup', 'account-deletion'] })
+  return repository
+}, ['account-deletion'])

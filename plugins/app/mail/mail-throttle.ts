@@ -29,4 +29,4 @@ declare module 'fastify' {
 
 export default fp(async function mailThrottle (fastify) {
   fastify.decorate('mailThrottle', createMailThrottle(fastify.claims, fastify.config.VERIFICATION_RESEND_SECONDS))
-}, { name: 'mail-throttle', dependencies: ['claims'] })
+}, { name: 'mail-throttle', dependencies: ['env', 'claims'] })

@@ -1,7 +1,7 @@
-import fp from 'fastify-plugin'
 import type { Collection, ObjectId, UpdateFilter } from 'mongodb'
 import { isDuplicateKey } from '../../../lib/database-errors.js'
 import type { Mail, RenderedMail } from './templates.js'
+import { repositoryPlugin } from '../platform/repository-plugin.js'
 
 /** `skipped`: a mail asked for anonymously that no account needed (unknown or already verified address). */
 export type MailStatus = 'pending' | 'sending' | 'sent' | 'failed' | 'abandoned' | 'skipped'
@@ -163,17 +163,11 @@ export function createMailOutboxRepository (outbox: Collection<OutboxEntry>, cla
   }
 }
 
-export type MailOutboxRepository = ReturnType<typeof createMailOutboxRepository>
-
 declare module 'fastify' {
   interface FastifyInstance {
-    mailOutboxRepository: MailOutboxRepository
+    mailOutboxRepository: ReturnType<typeof createMailOutboxRepository>
   }
 }
 
-export default fp(async function mailOutboxRepository (fastify) {
-  const db = fastify.mongo.db!
-  const repository = createMailOutboxRepository(db.collection<OutboxEntry>('mail_outbox'), db.collection<ClaimDocument>('mail_outbox_claims'))
-  fastify.databaseSetup.add('mail outbox indexes', () => repository.ensureIndexes())
-  fastify.decorate('mailOutboxRepository', repository)
-}, { name: 'mail-outbox-repository', dependencies: ['mongodb', 'database-setup'] })
+export default repositoryPlugin('mailOutboxRepository', (db) =>
+  createMailOutboxRepository(db.collection<OutboxEntry>('mail_outbox'), db.collection<ClaimDocument>('mail_outbox_claims')))

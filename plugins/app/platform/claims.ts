@@ -1,7 +1,7 @@
-import fp from 'fastify-plugin'
 import type { Collection } from 'mongodb'
 import { isDuplicateKey } from '../../../lib/database-errors.js'
 import { findByIds } from '../../../lib/by-id.js'
+import { repositoryPlugin } from './repository-plugin.js'
 
 interface ClaimDocument {
   _id: string
@@ -96,9 +96,8 @@ declare module 'fastify' {
   }
 }
 
-export default fp(async function claims (fastify) {
-  const service = createClaims(fastify.mongo.db!.collection<ClaimDocument>('claims'))
-  fastify.databaseSetup.add('claims indexes', () => service.ensureIndexes())
-  fastify.periodicJobs.add('claims sweep', { everyMs: SWEEP_INTERVAL_MS, task: () => service.sweep() })
-  fastify.decorate('claims', service)
-}, { name: 'claims', dependencies: ['mongodb', 'database-setup', 'periodic-jobs'] })
+export default repositoryPlugin('claims', (db, fastify) => {
+  const claims = createClaims(db.collection<ClaimDocument>('claims'))
+  fastify.periodicJobs.add('claims sweep', { everyMs: SWEEP_INTERVAL_MS, task: () => claims.sweep() })
+  return claims
+}, ['periodic-jobs'])
