@@ -73,9 +73,7 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions) {
     done()
   })
 
-  await fastify.register(AutoLoad, { dir: join(root, 'plugins/external'), options: opts, forceESM: true })
-  await fastify.register(AutoLoad, { dir: join(root, 'plugins/app'), options: opts, forceESM: true })
-
+  // Before any plugin, so the routes plugins add (Swagger UI) answer with problems too.
   fastify.setErrorHandler((error: HandledError, request, reply) => {
     const { status, headers, expose } = answerFor(error)
     // A database that cannot answer is an operational condition, not a bug: no stack, no error level.
@@ -104,6 +102,9 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions) {
   fastify.setNotFoundHandler((request, reply) => {
     reply.code(404).type(PROBLEM_CONTENT_TYPE).send(problem(404, 'Not Found', request.id))
   })
+
+  await fastify.register(AutoLoad, { dir: join(root, 'plugins/external'), options: opts, forceESM: true })
+  await fastify.register(AutoLoad, { dir: join(root, 'plugins/app'), options: opts, forceESM: true })
 
   await fastify.register(AutoLoad, {
     dir: join(root, 'routes'),

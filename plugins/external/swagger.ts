@@ -33,6 +33,10 @@ export default fp(async function swaggerPlugin (fastify) {
       buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`)
     }
   })
+  // The documentation answers while the database is still being set up.
+  fastify.addHook('onRoute', (route) => {
+    if (route.url === '/docs' || route.url.startsWith('/docs/')) route.config = { ...route.config, withoutDatabase: true }
+  })
   await fastify.register(swaggerUi, { routePrefix: '/docs', staticCSP: true })
   fastify.get('/openapi.json', { schema: { hide: true }, config: { withoutDatabase: true } }, async () => fastify.swagger())
 }, { name: 'swagger' })
