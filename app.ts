@@ -99,7 +99,13 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions) {
     return reply.send(problem(status, detailFor(error, status), request.id))
   })
 
+  // A known path asked with another method is a 405 naming the methods it has, as FastAPI answers.
   fastify.setNotFoundHandler((request, reply) => {
+    const url = request.url.split('?', 1)[0]!
+    const allowed = ROUTED_METHODS.filter((method) => method !== request.method && fastify.findRoute({ method, url }))
+    if (allowed.length > 0) {
+      return reply.code(405).header('allow', allowed.join(', ')).type(PROBLEM_CONTENT_TYPE).send(problem(405, 'Method Not Allowed', request.id))
+    }
     reply.code(404).type(PROBLEM_CONTENT_TYPE).send(problem(404, 'Not Found', request.id))
   })
 
@@ -114,6 +120,9 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions) {
     cascadeHooks: true
   })
 }
+
+/** The methods routes are declared with (OPTIONS is CORS's for every path, HEAD follows GET). */
+const ROUTED_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
 
 type HandledError = FastifyError & { issues?: ValidationIssue[] }
 

@@ -74,7 +74,7 @@ t.test('a checkpoint delayed past the final write (held in the network) changes 
 
 /** A user message and a streaming reply named by `instance`, stored as a send on that instance would. */
 async function exchangeOf (app: TestApp, userId: string, instance: string, chatId: string | null = null) {
-  const exchange = await app.exchanges.startSend({ userId, chatId, text: 'a question', title: 'q', replyId: new ObjectId(), newChatId: new ObjectId(), instance })
+  const exchange = await app.exchanges.startSend({ userId, chatId, text: 'a question', title: 'q', questionId: new ObjectId(), replyId: new ObjectId(), newChatId: new ObjectId(), instance })
   return exchange!
 }
 

@@ -143,17 +143,18 @@ export default fp(async function chatTurns (fastify) {
   fastify.decorate('chatTurns', {
     async send (request, reply, { message, chat_id: chatId = null, client_message_id: clientMessageId }) {
       const userId = request.user.id
+      const questionId = new ObjectId()
       const replyId = new ObjectId()
       const newChatId = new ObjectId()
       const idempotency = clientMessageId === undefined
         ? undefined
         : {
-            claim: () => clientMessageIds.claim(userId, chatId, clientMessageId, replyId),
-            release: () => clientMessageIds.release(userId, chatId, clientMessageId, replyId)
+            claim: () => clientMessageIds.claim(userId, chatId, clientMessageId, questionId),
+            release: () => clientMessageIds.release(userId, chatId, clientMessageId, questionId)
           }
       return turn(request, reply, replyId, async () => {
         const exchange = await exchanges.startSend({
-          userId, chatId, text: message, title: titleFrom(message), replyId, newChatId, instance: instance.id, ...(clientMessageId !== undefined && { clientMessageId })
+          userId, chatId, text: message, title: titleFrom(message), questionId, replyId, newChatId, instance: instance.id, ...(clientMessageId !== undefined && { clientMessageId })
         })
         if (!exchange) throw new ChatNotFoundError()
         return exchange

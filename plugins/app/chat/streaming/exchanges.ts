@@ -39,6 +39,8 @@ export interface SendRequest {
   chatId: string | null
   text: string
   title: string | null
+  /** The ids the user message and its reply are stored under. */
+  questionId: ObjectId
   replyId: ObjectId
   newChatId: ObjectId
   instance: string
@@ -46,6 +48,14 @@ export interface SendRequest {
 }
 
 export interface Checkpoint { replyId: ObjectId, content: string, pieces: number }
+
+const storedReplyFields = { chat_id: 1, role: 1, content: 1, status: 1, error: 1 } as const
+
+function storedReplyOf (doc: Pick<MessageDocument, '_id' | 'chat_id' | 'content' | 'status' | 'error'>): StoredReply {
+  const stored: StoredReply = { chatId: doc.chat_id, replyId: doc._id, content: doc.content, status: doc.status ?? 'complete' }
+  if (doc.error !== undefined) stored.error = doc.error
+  return stored
+}
 
 /** Earlier messages read per round trip, newest first: most chats' context arrives in one. */
 const HISTORY_BATCH = 100
@@ -88,7 +98,11 @@ export function createExchanges (chats: Collection<ChatDocument>, messages: Coll
     async startSend (send: SendRequest): Promise<Exchange | null> {
       const owner = new ObjectId(send.userId)
       const now = new Date()
-      const question = { ...newMessage(send.newChatId, owner, 1, 'user', send.text, now), ...(send.clientMessageId !== undefined && { client_message_id: send.clientMessageId }) }
+      const question = {
+        ...newMessage(send.newChatId, owner, 1, 'user', send.text, now),
+        _id: send.questionId,
+        ...(send.clientMessageId !== undefined && { client_message_id: send.clientMessageId })
+      }
       const last: ContextMessage = { role: 'user', content: send.text }
 
       if (send.chatId === null) {
@@ -201,11 +215,21 @@ export function createExchanges (chats: Collection<ChatDocument>, messages: Coll
 
     /** A reply of the user's, for replaying an idempotent send; null once its chat is gone. */
     async findReply (userId: string, replyId: ObjectId): Promise<StoredReply | null> {
-      const found = await findOwned(messages, replyId, new ObjectId(userId), { chat_id: 1, content: 1, status: 1, error: 1 })
-      if (!found) return null
-      const stored: StoredReply = { chatId: found.chat_id, replyId: found._id, content: found.content, status: found.status ?? 'complete' }
-      if (found.error !== undefined) stored.error = found.error
-      return stored
+      const found = await findOwned(messages, replyId, new ObjectId(userId), storedReplyFields)
+      return found ? storedReplyOf(found) : null
+    },
+
+    /**
+     * The reply now answering a user message of the user's: the first message after it, which a
+     * regeneration may have replaced. 'no-question' while it is not stored (or once its chat is
+     * gone); 'no-reply' when nothing answers it any more.
+     */
+    async findAnswer (userId: string, questionId: ObjectId): Promise<StoredReply | 'no-question' | 'no-reply'> {
+      const question = await findOwned(messages, questionId, new ObjectId(userId), { chat_id: 1, seq: 1 })
+      if (!question) return 'no-question'
+      const [next] = await messages.find({ chat_id: question.chat_id, seq: { $gt: question.seq } }, { projection: storedReplyFields })
+        .sort({ seq: 1 }).limit(1).toArray()
+      return next?.role === 'assistant' ? storedReplyOf(next) : 'no-reply'
     },
 
     /** The chat's `streaming` replies and the instances writing them; null when the chat is not the caller's. */
