@@ -26,6 +26,7 @@ export const TokenSchema = Type.Object({
   access_token: Type.String(),
   token_type: Type.Literal('bearer'),
   expires_in: Type.Integer({ description: 'seconds until the access token expires' }),
+  expires_at: Type.String({ format: 'date-time', description: 'when the access token expires' }),
   refresh_token: Type.Optional(Type.String({ description: 'opaque; exchange it at POST /auth/refresh for new tokens (it works once)' }))
 }, { $id: 'Token', additionalProperties: false })
 

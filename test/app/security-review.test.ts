@@ -167,7 +167,7 @@ t.test('item 8: token answers are exactly the token fields, with Cache-Control: 
   const refreshed = await post(app, '/auth/refresh', { refresh_token: form.json().refresh_token })
   for (const [name, res] of [['login', form], ['refresh', refreshed]] as const) {
     t.equal(res.statusCode, 200, name)
-    t.strictSame(Object.keys(res.json()).sort(), ['access_token', 'expires_in', 'refresh_token', 'token_type'], `${name}: key set`)
+    t.strictSame(Object.keys(res.json()).sort(), ['access_token', 'expires_at', 'expires_in', 'refresh_token', 'token_type'], `${name}: key set`)
     t.equal(res.json().token_type, 'bearer')
     t.equal(res.headers['cache-control'], 'no-store', `${name}: Cache-Control`)
     t.equal(res.headers.pragma, 'no-cache', `${name}: Pragma`)

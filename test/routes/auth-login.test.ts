@@ -23,9 +23,11 @@ t.test('POST /auth/login', async (t) => {
     for (const [name, res] of Object.entries(answers)) {
       t.equal(res.statusCode, 200, name)
       const body = res.json()
-      t.strictSame(Object.keys(body).sort(), ['access_token', 'expires_in', 'refresh_token', 'token_type'], `${name}: body fields`)
+      t.strictSame(Object.keys(body).sort(), ['access_token', 'expires_at', 'expires_in', 'refresh_token', 'token_type'], `${name}: body fields`)
       t.equal(body.token_type, 'bearer', name)
       t.equal(body.expires_in, 1800, `${name}: 30 minutes`)
+      const exp = JSON.parse(Buffer.from(body.access_token.split('.')[1], 'base64url').toString()).exp
+      t.equal(body.expires_at, new Date(exp * 1000).toISOString(), `${name}: expires_at is the token's expiry, as an ISO date`)
       t.match(body.access_token, /^[\w-]+\.[\w-]+\.[\w-]+$/, `${name}: a JWT`)
       t.equal(res.headers['cache-control'], 'no-store', `${name}: not cached`)
       t.equal((await me(app, body.access_token)).statusCode, 200, `${name}: the token works`)

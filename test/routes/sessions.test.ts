@@ -26,7 +26,7 @@ t.test('login returns a refresh token; refresh rotates it', async (t) => {
   t.equal(first.statusCode, 200)
   t.equal(first.headers['cache-control'], 'no-store')
   const rotated = first.json()
-  t.same(Object.keys(rotated).sort(), ['access_token', 'expires_in', 'refresh_token', 'token_type'])
+  t.same(Object.keys(rotated).sort(), ['access_token', 'expires_at', 'expires_in', 'refresh_token', 'token_type'])
   t.not(rotated.refresh_token, login.refresh_token, 'a new refresh token')
   t.equal((await app.inject({ url: '/users/me', headers: bearer(rotated.access_token) })).statusCode, 200)
 

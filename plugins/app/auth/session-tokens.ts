@@ -14,7 +14,14 @@ export default fp(async function sessionTokens (fastify) {
   const expiresIn = fastify.config.ACCESS_TOKEN_EXPIRE_MINUTES * 60
   fastify.decorate('sessionTokens', async function (reply: FastifyReply, userId: ObjectId, sessionId: ObjectId, refreshToken: string) {
     const accessToken = await reply.jwtSign({ sub: userId.toHexString(), sid: sessionId.toHexString() })
+    const { exp } = fastify.jwt.decode<{ exp: number }>(accessToken)!
     reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
-    return { access_token: accessToken, token_type: 'bearer' as const, expires_in: expiresIn, refresh_token: refreshToken }
+    return {
+      access_token: accessToken,
+      token_type: 'bearer' as const,
+      expires_in: expiresIn,
+      expires_at: new Date(exp * 1000).toISOString(),
+      refresh_token: refreshToken
+    }
   })
 }, { name: 'session-tokens', dependencies: ['env', 'jwt'] })
