@@ -1,6 +1,7 @@
 import t from 'tap'
 import { redactUrl } from '../../lib/redact.js'
-import { build, signUp } from '../helper.js'
+import { build } from '../support/app.js'
+import { signUp } from '../support/users.js'
 
 t.test('token-bearing URLs are logged without the token', async (t) => {
   const app = await build(t)

@@ -1,14 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { ObjectId } from 'mongodb'
-import { build, databaseUrl, db, signUp, type TestApp } from '../helper.js'
-import { startDatabaseProxy } from '../database-proxy.js'
-import { until } from '../outbox.js'
-import { parseSse, textOf } from '../sse.js'
+import { build, db, type TestApp } from '../support/app.js'
+import { messages } from '../support/chat.js'
+import { startDatabaseProxy } from '../support/database-proxy.js'
+import { databaseUrl } from '../support/database.js'
+import { parseSse, textOf } from '../support/sse.js'
+import { until } from '../support/until.js'
+import { signUp } from '../support/users.js'
 
 const STALE_SECONDS = 3
-
-const messages = (app: TestApp) => db(app).collection('messages')
 
 t.test('checkpoints: one batched write per REPLY_CHECKPOINT_SECONDS for all streaming replies, each saving more; another instance\'s sweeps leave them alone', async (t) => {
   const app = await build(t, { ASSISTANT_WORD_DELAY_MS: '300', REPLY_CHECKPOINT_SECONDS: '1' })

@@ -1,18 +1,16 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { MongoClient, ObjectId } from 'mongodb'
-import { createMailOutboxRepository, type OutboxEntry } from '../../plugins/app/mail-outbox-repository.js'
-import { build, databaseUrl, db, PASSWORD, uniqueEmail } from '../helper.js'
-import { closedPort, smtpEnv, startSmtp } from '../smtp.js'
-import { entryWhen, outbox, until } from '../outbox.js'
+import { MongoClient, type ObjectId } from 'mongodb'
+import { createMailOutboxRepository } from '../../plugins/app/mail-outbox-repository.js'
+import { build, db } from '../support/app.js'
+import { ownDatabase } from '../support/database.js'
+import { bodyFields, entryWhen, outbox } from '../support/outbox.js'
+import { closedPort, smtpEnv, startSmtp } from '../support/smtp.js'
+import { until } from '../support/until.js'
+import { PASSWORD, uniqueEmail } from '../support/users.js'
 
 const HOUR = 3_600_000
-
-/** Fields that carry the body or link of a mail: gone once the entry is finished. */
-function bodyFields (entry: OutboxEntry) {
-  return ['text', 'html', 'link'].filter((field) => field in entry)
-}
 
 t.test('a request records its mail before answering; the mail arrives with the entry id as Message-ID', async (t) => {
   const smtp = await startSmtp(t)
@@ -101,13 +99,7 @@ t.test('two instances on one database share the outbox: 20 mails, each delivered
 })
 
 t.test('the repository: oldest due first, a lease keeps an entry from others, one winner per attempt', async (t) => {
-  const client = new MongoClient(await databaseUrl())
-  const name = `test_outbox_repo_${randomBytes(4).toString('hex')}`
-  t.teardown(async () => {
-    await client.db(name).dropDatabase()
-    await client.close()
-  })
-  const database = client.db(name)
+  const database = await ownDatabase(t, `test_outbox_repo_${randomBytes(4).toString('hex')}`)
   const repository = createMailOutboxRepository(outbox(database), database.collection('mail_outbox_claims'))
   await repository.ensureIndexes()
   const mail = (to: string) => ({ to, kind: 'password-changed' as const, subject: 's', text: 't', html: 'h', expires_at: null })

@@ -1,7 +1,8 @@
 import t from 'tap'
-import { build, login, PASSWORD, uniqueEmail } from '../helper.js'
-import { startSmtp } from '../smtp.js'
-import { bearer, loginForm, mailFor, me, post, register, SUBJECTS, tokenOf } from './auth-helpers.js'
+import { build, post } from '../support/app.js'
+import { mailFor, SUBJECTS, tokenOf } from '../support/mail.js'
+import { startSmtp } from '../support/smtp.js'
+import { bearer, login, loginForm, me, PASSWORD, register, uniqueEmail } from '../support/users.js'
 import { rateLimits } from '../../lib/auth-limits.js'
 
 t.test('per-IP rate limits (RATE_LIMIT_ENABLED)', async (t) => {

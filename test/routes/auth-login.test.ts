@@ -1,7 +1,14 @@
 import argon2 from 'argon2'
 import t from 'tap'
-import { build, db, PASSWORD, signUp, uniqueEmail } from '../helper.js'
-import { argon2Params, loginForm, me, post, register, userDoc, withoutRequestId } from './auth-helpers.js'
+import type { LightMyRequestResponse } from 'fastify'
+import { build, db, post } from '../support/app.js'
+import { argon2Params, loginForm, me, PASSWORD, register, signUp, uniqueEmail, userDoc } from '../support/users.js'
+
+/** A problem+json body without its per-request id, for comparing two answers. */
+function withoutRequestId (response: LightMyRequestResponse) {
+  const { request_id: requestId, ...rest } = response.json()
+  return { rest, requestId }
+}
 
 t.test('POST /auth/login', async (t) => {
   t.test('the OAuth2 form and both JSON shapes give a bearer token', async (t) => {

@@ -1,26 +1,11 @@
 import t from 'tap'
-import type { Test } from 'tap'
-import { build, db, login, PASSWORD, signUp, uniqueEmail, type TestApp } from '../helper.js'
-import { entryWhen, outbox } from '../outbox.js'
-import { startSmtp, type TestSmtp } from '../smtp.js'
-import { allMailsAfterClose, bearer, loginForm, mailFor, me, post, SUBJECTS, tokenDocs, tokenOf, userDoc } from './auth-helpers.js'
+import { build, db, post, type TestApp } from '../support/app.js'
+import { allMailsAfterClose, appWithMail, mailFor, resetToken, SUBJECTS, tokenDocs, tokenOf } from '../support/mail.js'
+import { entryWhen, outbox } from '../support/outbox.js'
+import { bearer, login, loginForm, me, PASSWORD, signUp, uniqueEmail, userDoc } from '../support/users.js'
 
 const RESET_DETAIL = 'If the address belongs to an account, a password reset email is on its way.'
 const NEW_PASSWORD = 'a whole new password 🔑'
-
-/** An app with a real SMTP server, and no mail throttle unless `env` sets one. */
-async function appWithMail (t: Test, env: Record<string, string> = { VERIFICATION_RESEND_SECONDS: '0' }) {
-  const smtp = await startSmtp(t)
-  const app = await build(t, { ...smtp.env, ...env })
-  return { app, smtp }
-}
-
-/** Asks for a reset mail and returns the token of its link (the `nth` reset mail to that address). */
-async function resetToken (app: TestApp, smtp: TestSmtp, email: string, nth = 1) {
-  const res = await post(app, '/auth/forgot-password', { email })
-  if (res.statusCode !== 200) throw new Error(`forgot-password: ${res.statusCode} ${res.body}`)
-  return tokenOf(await mailFor(smtp, email, SUBJECTS.reset, nth))
-}
 
 function changePassword (app: TestApp, token: string | undefined, body: Record<string, unknown>) {
   return post(app, '/auth/change-password', body, token ? bearer(token) : {})

@@ -1,26 +1,12 @@
 import t from 'tap'
-import type { Test } from 'tap'
-import { build, db, login, uniqueEmail } from '../helper.js'
-import { outbox, until } from '../outbox.js'
-import { startSmtp } from '../smtp.js'
-import { allMailsAfterClose, mailFor, me, post, register, SUBJECTS, tokenDocs, tokenOf, userDoc } from './auth-helpers.js'
+import { build, db, post } from '../support/app.js'
+import { allMailsAfterClose, mailFor, registered, SUBJECTS, tokenDocs, tokenOf } from '../support/mail.js'
+import { outbox } from '../support/outbox.js'
+import { startSmtp } from '../support/smtp.js'
+import { until } from '../support/until.js'
+import { isVerified, login, me, register, uniqueEmail, userDoc } from '../support/users.js'
 
 const GENERIC_DETAIL = 'If the address belongs to an unverified account, a verification email is on its way.'
-
-/** An app with a real SMTP server and a freshly registered user whose verification mail arrived. */
-async function registered (t: Test, env: Record<string, string> = {}) {
-  const smtp = await startSmtp(t)
-  const app = await build(t, { ...smtp.env, ...env })
-  const email = uniqueEmail('verify')
-  const res = await register(app, email)
-  if (res.statusCode !== 201) throw new Error(`register: ${res.statusCode} ${res.body}`)
-  const token = tokenOf(await mailFor(smtp, email, SUBJECTS.verify))
-  return { app, smtp, email, token }
-}
-
-async function isVerified (app: Awaited<ReturnType<typeof build>>, email: string) {
-  return (await userDoc(app, email))?.is_verified
-}
 
 t.test('GET /auth/verify/{token}', async (t) => {
   t.test('verifies the address once and keeps answering 200 for the same link', async (t) => {

@@ -3,23 +3,20 @@
  * assistant and its directives: stream events, idempotent sends, stream limits, the time limit,
  * stop, regenerate, message pages, and a chat's system prompt and model.
  */
-import type { AddressInfo } from 'node:net'
-import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { Test } from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import { ObjectId } from 'mongodb'
-import { build, db, login, signUp, type TestApp } from '../helper.js'
-import { until } from '../outbox.js'
-import { assertProblem, assertValidation } from '../problems.js'
-import { named, openSse, parseSse, textEvents, textOf, type Headers, type SseEvent } from '../sse.js'
-import { createChat, stream } from './chat-helpers.js'
+import { build, db, listen, type TestApp } from '../support/app.js'
+import { chats, createChat, getChat, hex24, messages, settledReply, storedMessages, stream, type Start } from '../support/chat.js'
+import { assertProblem, assertValidation } from '../support/problems.js'
+import { hasText, named, openSse, parseSse, textEvents, textOf, type Headers, type SseEvent } from '../support/sse.js'
+import { until } from '../support/until.js'
+import { login, signUp } from '../support/users.js'
 
-const hex24 = /^[0-9a-f]{24}$/
 const SLOW_ERROR = 'The reply took too long and was stopped'
 
 interface Done { chat_id: string, message_id: string, status: string }
-interface Start { chat_id: string, message_id: string }
 
 /**
  * The shape every finished stream has: `start` first, text events, at most one `error`, `done` last,
@@ -56,40 +53,15 @@ async function stop (app: TestApp, headers: Headers, chatId: string) {
   return await app.inject({ method: 'POST', url: `/chat/${chatId}/stop`, headers })
 }
 
-async function getChat (app: TestApp, headers: Headers, chatId: string) {
-  const res = await app.inject({ url: `/chat/${chatId}`, headers })
-  if (res.statusCode !== 200) throw new Error(`get failed: ${res.statusCode} ${res.body}`)
-  return res.json() as { messages: Array<{ id: string, role: string, content: string, status?: string }> } & Record<string, unknown>
-}
-
-const messages = (app: TestApp) => db(app).collection('messages')
-const chats = (app: TestApp) => db(app).collection('chats')
 /** The user's held stream slots (claims under `stream-slot:{user}:{n}`). */
 const slotsOf = (app: TestApp, userId: string) =>
   db(app).collection<{ _id: string }>('claims').countDocuments({ _id: { $regex: `^stream-slot:${userId}:` } })
-
-async function storedMessages (app: TestApp, chatId: string) {
-  return await messages(app).find({ chat_id: new ObjectId(chatId) }).sort({ seq: 1 }).toArray()
-}
 
 async function countOf (app: TestApp, userId: string) {
   const owner = new ObjectId(userId)
   return { chats: await chats(app).countDocuments({ user_id: owner }), messages: await messages(app).countDocuments({ user_id: owner }) }
 }
 
-/** The stored reply once it is no longer `streaming` (bounded wait). */
-async function settledReply (app: TestApp, replyId: string) {
-  return await until(() => messages(app).findOne({ _id: new ObjectId(replyId), status: { $ne: 'streaming' } }), 5000, `reply ${replyId} to end`)
-}
-
-/** The app on a real port (listening once, however often asked). */
-async function listen (app: TestApp) {
-  if (!app.server.listening) await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as AddressInfo
-  return `http://127.0.0.1:${port}`
-}
-
-const hasText = (count: number) => (events: SseEvent[]) => textEvents(events).length >= count
 const hasDone = (events: SseEvent[]) => events.some((e) => e.event === 'done')
 
 /** Opens a `[slow]` stream (one word a second) and waits for its first word; closed when `t` ends. */
@@ -101,14 +73,12 @@ async function openSlow (t: Test, base: string, headers: Headers, payload: Recor
   return { live, start: events[0]!.data as Start }
 }
 
-/** Retries `attempt` until it answers `status` (bounded), returning that answer or the last one. */
-async function eventually (attempt: () => Promise<LightMyRequestResponse>, status: number, tries = 50) {
-  let res = await attempt()
-  for (let i = 1; i < tries && res.statusCode !== status; i++) {
-    await sleep(100)
-    res = await attempt()
-  }
-  return res
+/** Retries `attempt` until it answers `status` (for at most 5 s), returning that answer. */
+async function answered (attempt: () => Promise<LightMyRequestResponse>, status: number) {
+  return await until(async () => {
+    const res = await attempt()
+    return res.statusCode === status && res
+  }, 5000, `an answer ${status}`)
 }
 
 t.test('stream events: start, text, done sent once the reply is stored; the demo directives', async (t) => {
@@ -350,7 +320,7 @@ t.test('MAX_STREAMS_PER_USER: a fourth live stream of a user is 429 and stores n
   const stopped = await open[0]!.live.ended
   t.equal(named<Done>(stopped.events, 'done')[0]?.status, 'interrupted')
 
-  const again = await eventually(() => stream(app, alice.headers, { message: 'room again' }), 200)
+  const again = await answered(() => stream(app, alice.headers, { message: 'room again' }), 200)
   t.equal(again.statusCode, 200, 'the user can stream again')
   for (const { start } of open) t.equal((await settledReply(app, start.message_id))?.status, 'interrupted', 'the open streams were stored interrupted')
   t.ok(await until(async () => await slotsOf(app, alice.user.id) === 0, 5000, 'the slots to be given back'), 'and their slots given back')
@@ -372,7 +342,7 @@ t.test('MAX_LIVE_STREAMS: one more stream than an instance allows is 503 with Re
   t.same(await countOf(app, bob.user.id), { chats: 0, messages: 0 }, 'nothing stored for bob')
 
   live.close()
-  const later = await eventually(() => stream(app, bob.headers, { message: 'room now' }), 200)
+  const later = await answered(() => stream(app, bob.headers, { message: 'room now' }), 200)
   t.equal(later.statusCode, 200, 'once the open stream ends, the instance streams again')
 
   const atOnce = await Promise.all([alice, bob].map((user) => stream(app, user.headers, { message: 'both at the same moment' })))

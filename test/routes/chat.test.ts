@@ -1,28 +1,19 @@
-import type { AddressInfo } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { ObjectId } from 'mongodb'
-import { build, db, signUp, type TestApp } from '../helper.js'
-import { assertProblem, assertValidation } from '../problems.js'
-import { parseSse, readThenDisconnect, replyOf, textEvents, type Headers } from '../sse.js'
-import { createChat, stream } from './chat-helpers.js'
+import { build, db, listen, type TestApp } from '../support/app.js'
+import { createChat, hex24, storedChats, storedMessages, stream, unreachableChats } from '../support/chat.js'
+import { assertProblem, assertValidation } from '../support/problems.js'
+import { hasText, openSse, parseSse, replyOf, textEvents, type Headers } from '../support/sse.js'
+import { until } from '../support/until.js'
+import { signUp } from '../support/users.js'
 
 const ChatKeys = ['created_at', 'id', 'messages', 'model', 'system_prompt', 'title', 'updated_at', 'user_id']
 const ListItemKeys = ['created_at', 'id', 'last_message', 'model', 'system_prompt', 'title', 'updated_at', 'user_id']
-const hex24 = /^[0-9a-f]{24}$/
 const isoDate = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/
 
 async function listChats (app: TestApp, headers: Headers, query = '') {
   return await app.inject({ url: `/chat/${query}`, headers })
-}
-
-/** Stored state, read straight from the database. */
-async function storedChats (app: TestApp, userId: string) {
-  return await db(app).collection('chats').find({ user_id: new ObjectId(userId) }).toArray()
-}
-
-async function storedMessages (app: TestApp, filter: Record<string, unknown>) {
-  return await db(app).collection('messages').find(filter).sort({ seq: 1 }).toArray()
 }
 
 /** Lets the clock move on, so "most recently updated" is never a tie. */
@@ -283,13 +274,7 @@ t.test('another user\'s, unknown and malformed chat ids are all "Chat not found"
   const chat = await createChat(app, alice.headers, { title: 'Private', messages: [{ role: 'user', content: 'secret' }] })
   const before = await db(app).collection('chats').findOne({ _id: new ObjectId(chat.id) })
 
-  const ids: Array<[string, string, Headers]> = [
-    ['another user\'s chat', chat.id, mallory.headers],
-    ['unknown id', new ObjectId().toHexString(), alice.headers],
-    ['malformed id "abc"', 'abc', alice.headers],
-    ['malformed 24-character id', 'zzzzzzzzzzzzzzzzzzzzzzzz', alice.headers]
-  ]
-  for (const [name, id, headers] of ids) {
+  for (const [name, id, headers] of unreachableChats(chat.id, alice.headers, mallory.headers)) {
     await t.test(name, async (t) => {
       const get = await app.inject({ url: `/chat/${id}`, headers })
       assertProblem(t, get, 404, 'Chat not found')
@@ -405,13 +390,7 @@ t.test('POST /chat/stream to a chat the caller cannot see is 404 before any stre
   const mallory = await signUp(app)
   const chat = await createChat(app, alice.headers, { title: 'Private', messages: [{ role: 'user', content: 'secret' }] })
 
-  const ids: Array<[string, string, Headers]> = [
-    ['another user\'s chat', chat.id, mallory.headers],
-    ['unknown id', new ObjectId().toHexString(), alice.headers],
-    ['malformed id "abc"', 'abc', alice.headers],
-    ['malformed 24-character id', 'zzzzzzzzzzzzzzzzzzzzzzzz', alice.headers]
-  ]
-  for (const [name, id, headers] of ids) {
+  for (const [name, id, headers] of unreachableChats(chat.id, alice.headers, mallory.headers)) {
     await t.test(name, async (t) => {
       const res = await stream(app, headers, { message: 'let me in', chat_id: id })
       assertProblem(t, res, 404, 'Chat not found')
@@ -463,23 +442,20 @@ t.test('the stream response carries the CORS headers set by hooks', async (t) =>
 t.test('a client that disconnects mid-stream leaves an interrupted reply with what was sent', async (t) => {
   const app = await build(t, { ASSISTANT_WORD_DELAY_MS: '30' })
   const alice = await signUp(app)
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as AddressInfo
+  const base = await listen(app)
 
-  const received = await readThenDisconnect(`http://127.0.0.1:${port}/chat/stream`, alice.headers, { message: 'Tell me a long story' }, 3)
-  t.equal(received.status, 200)
-  t.match(received.headers['content-type'], /^text\/event-stream/)
-  const pieces = textEvents(received.events)
+  const live = await openSse(`${base}/chat/stream`, alice.headers, { message: 'Tell me a long story' })
+  const received = await live.until(hasText(3))
+  live.close()
+  t.equal(live.status, 200)
+  t.match(live.headers['content-type'], /^text\/event-stream/)
+  const pieces = textEvents(received).slice(0, 3)
   t.equal(pieces.length, 3)
   const chatId = pieces[0]!.chat_id
   const seen = pieces.map((p) => p.text).join('')
 
-  let reply: Record<string, unknown> | null = null
-  for (let i = 0; i < 100; i++) {
-    reply = await db(app).collection('messages').findOne({ chat_id: new ObjectId(chatId), role: 'assistant' })
-    if (reply?.status !== 'streaming') break
-    await sleep(50)
-  }
+  const reply = await until(() => db(app).collection('messages').findOne({ chat_id: new ObjectId(chatId), role: 'assistant', status: { $ne: 'streaming' } }),
+    5000, 'the reply to end')
   t.equal(reply?.status, 'interrupted', 'the reply is stored as interrupted')
   t.ok(typeof reply?.content === 'string' && reply.content.startsWith(seen), 'it keeps at least everything the client received')
 

@@ -1,19 +1,13 @@
-import { request } from 'node:http'
 import t from 'tap'
-import type { AddressInfo } from 'node:net'
 import { ObjectId } from 'mongodb'
-import { build, db, login, PASSWORD, signUp, uniqueEmail, type TestApp } from '../helper.js'
-import { named, openSse, textEvents } from '../sse.js'
-
-async function loginJson (app: TestApp, email: string, password = PASSWORD, headers: Record<string, string> = {}) {
-  return await app.inject({ method: 'POST', url: '/auth/login', payload: { username: email, password }, headers })
-}
+import { build, db, listen, post, type TestApp } from '../support/app.js'
+import { hasText, named, openSse } from '../support/sse.js'
+import { claimsOf } from '../support/tokens.js'
+import { bearer, login, loginJson, PASSWORD, signUp, uniqueEmail } from '../support/users.js'
 
 async function refresh (app: TestApp, token: string) {
-  return await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: token } })
+  return await post(app, '/auth/refresh', { refresh_token: token })
 }
-
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 
 t.test('login returns a refresh token; refresh rotates it', async (t) => {
   const app = await build(t)
@@ -155,24 +149,12 @@ t.test('DELETE /users/me needs the password and deletes everything of the user',
 t.test('ending a session ends its live chat streams at once with an error event', async (t) => {
   const app = await build(t, { ASSISTANT_WORD_DELAY_MS: '200' })
   const { headers } = await signUp(app)
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as { port: number }
+  const base = await listen(app)
 
-  let raw = ''
-  const ended = new Promise<void>((resolve, reject) => {
-    const req = request({ port, host: '127.0.0.1', method: 'POST', path: '/chat/stream', headers: { ...headers, 'content-type': 'application/json' } }, (res) => {
-      res.on('data', (chunk: Buffer) => {
-        raw += chunk.toString()
-        if (raw.split('\n\n').length === 2) {
-          app.inject({ method: 'POST', url: '/auth/logout', headers }).catch(reject)
-        }
-      })
-      res.on('end', () => resolve())
-    })
-    req.on('error', reject)
-    req.end(JSON.stringify({ message: 'a long answer please' }))
-  })
-  await ended
+  const live = await openSse(`${base}/chat/stream`, headers, { message: 'a long answer please' })
+  await live.until((events) => events.length >= 1)
+  await app.inject({ method: 'POST', url: '/auth/logout', headers })
+  const raw = (await live.ended).body
   t.match(raw, 'event: error\ndata: {"detail":"Session ended"}', 'the stream ends with an error event')
   const reply = await db(app).collection('messages').findOne({ role: 'assistant' })
   t.equal(reply?.status, 'interrupted', 'the partial reply is kept')
@@ -181,14 +163,13 @@ t.test('ending a session ends its live chat streams at once with an error event'
 t.test('ending a session on another instance ends its live stream there within 2 s; the user\'s other sessions stream on', async (t) => {
   const app = await build(t, { ASSISTANT_WORD_DELAY_MS: '200' })
   const other = await build(t, { DATABASE_NAME: app.env.DATABASE_NAME! })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
+  const base = await listen(app)
   const alice = await signUp(app)
-  const laptop = { authorization: `Bearer ${await login(app, alice.email)}` }
+  const laptop = bearer(await login(app, alice.email))
   const ending = await openSse(`${base}/chat/stream`, alice.headers, { message: 'a long answer please' })
   const staying = await openSse(`${base}/chat/stream`, laptop, { message: 'another long answer' })
   t.teardown(() => { ending.close(); staying.close() })
-  await ending.until((events) => textEvents(events).length >= 1)
+  await ending.until(hasText(1))
 
   const loggedOutAt = Date.now()
   t.equal((await other.inject({ method: 'POST', url: '/auth/logout', headers: alice.headers })).statusCode, 204, 'logged out through the other instance')
@@ -208,7 +189,7 @@ t.test('expired and revoked sessions are pruned; live ones stay', async (t) => {
   const second = bearer(await login(app, alice.email))
   const third = await login(app, alice.email)
   t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: second })).statusCode, 204)
-  const thirdId = new ObjectId(JSON.parse(Buffer.from(third.split('.')[1]!, 'base64url').toString()).sid)
+  const thirdId = new ObjectId(claimsOf(third).sid)
   await sessions.updateOne({ _id: thirdId }, { $set: { expires_at: new Date(Date.now() - 1000) } })
   t.equal(await sessions.countDocuments({}), 3)
 
