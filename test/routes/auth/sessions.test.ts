@@ -1,9 +1,7 @@
 import t from 'tap'
-import { ObjectId } from 'mongodb'
-import { build, db, listen, post, type TestApp } from '../support/app.js'
-import { hasText, named, openSse } from '../support/sse.js'
-import { claimsOf } from '../support/tokens.js'
-import { bearer, login, loginJson, PASSWORD, signUp, uniqueEmail } from '../support/users.js'
+import { build, db, listen, post, type TestApp } from '../../support/app.js'
+import { hasText, named, openSse } from '../../support/sse.js'
+import { bearer, login, loginJson, signUp } from '../../support/users.js'
 
 async function refresh (app: TestApp, token: string) {
   return await post(app, '/auth/refresh', { refresh_token: token })
@@ -80,72 +78,6 @@ t.test('logout ends this session only; logout-all ends every one', async (t) => 
   t.equal((await app.inject({ method: 'POST', url: '/auth/logout' })).statusCode, 401, 'logout needs a token')
 })
 
-t.test('GET /users/me/sessions lists live sessions; DELETE ends one', async (t) => {
-  const app = await build(t)
-  const { email } = await signUp(app)
-  const mine = (await loginJson(app, email, PASSWORD, { 'user-agent': 'test-agent/1.0' })).json()
-  const list = await app.inject({ url: '/users/me/sessions', headers: bearer(mine.access_token) })
-  t.equal(list.statusCode, 200)
-  const sessions = list.json()
-  t.equal(sessions.length, 2, 'the sign-up login and this one')
-  const current = sessions.find((s: { current: boolean }) => s.current)
-  t.match(current, { user_agent: 'test-agent/1.0', ip: '127.0.0.1' })
-  t.same(Object.keys(current).sort(), ['created_at', 'current', 'id', 'ip', 'last_used_at', 'user_agent'])
-  const other = sessions.find((s: { current: boolean }) => !s.current)
-
-  const stranger = await signUp(app)
-  const foreign = await app.inject({ method: 'DELETE', url: `/users/me/sessions/${other.id}`, headers: stranger.headers })
-  t.equal(foreign.statusCode, 404, "another user's session is not found")
-  t.equal(foreign.json().detail, 'Session not found')
-  t.equal((await app.inject({ method: 'DELETE', url: '/users/me/sessions/nope', headers: bearer(mine.access_token) })).statusCode, 404)
-
-  t.equal((await app.inject({ method: 'DELETE', url: `/users/me/sessions/${other.id}`, headers: bearer(mine.access_token) })).statusCode, 204)
-  const after = (await app.inject({ url: '/users/me/sessions', headers: bearer(mine.access_token) })).json()
-  t.same(after.map((s: { id: string }) => s.id), [current.id])
-})
-
-t.test('too many failed logins: 429 with Retry-After, even with the right password; unknown addresses alike', async (t) => {
-  const app = await build(t, { LOGIN_MAX_FAILURES: '3' })
-  const { email } = await signUp(app)
-  const ghost = uniqueEmail('ghost')
-  for (const address of [email, ghost]) {
-    const statuses = []
-    for (let i = 0; i < 4; i++) statuses.push((await loginJson(app, address, 'wrong password!')).statusCode)
-    t.same(statuses, [401, 401, 401, 429], `${address === email ? 'real' : 'unknown'} address`)
-  }
-  const blocked = await loginJson(app, email)
-  t.equal(blocked.statusCode, 429, 'the right password is refused too')
-  t.ok(Number(blocked.headers['retry-after']) > 0 && Number(blocked.headers['retry-after']) <= 900, 'Retry-After within the window')
-  t.match(blocked.headers['content-type'], /problem\+json/)
-
-  await db(app).collection('login_failures').updateMany({}, { $set: { at: new Date(Date.now() - 16 * 60_000) } })
-  t.equal((await loginJson(app, email)).statusCode, 200, 'allowed again once the window passed')
-})
-
-t.test('DELETE /users/me needs the password and deletes everything of the user', async (t) => {
-  const app = await build(t)
-  const { email, headers } = await signUp(app)
-  await app.inject({ method: 'POST', url: '/chat/', headers, payload: { title: 'mine', messages: [{ role: 'user', content: 'hi' }] } })
-  const other = await signUp(app)
-  await app.inject({ method: 'POST', url: '/chat/', headers: other.headers, payload: { title: 'theirs' } })
-
-  const wrong = await app.inject({ method: 'DELETE', url: '/users/me', headers, payload: { password: 'not my password' } })
-  t.equal(wrong.statusCode, 401)
-  t.equal(wrong.json().detail, 'Incorrect password')
-
-  const done = await app.inject({ method: 'DELETE', url: '/users/me', headers, payload: { password: PASSWORD } })
-  t.equal(done.statusCode, 204)
-  const database = db(app)
-  t.equal(await database.collection('users').countDocuments({ email }), 0, 'user gone')
-  t.equal(await database.collection('sessions').countDocuments({}), 1, "only the other user's session remains")
-  t.equal(await database.collection('chats').countDocuments({}), 1, "only the other user's chat remains")
-  t.equal(await database.collection('messages').countDocuments({}), 0, 'messages gone')
-  t.equal(await database.collection('one_time_tokens').countDocuments({}), 1, "only the other user's verification token remains")
-  t.equal((await app.inject({ url: '/users/me', headers })).statusCode, 401, 'tokens stop working')
-  t.equal((await loginJson(app, email)).statusCode, 401, 'the account cannot log in')
-  t.equal((await app.inject({ url: '/users/me', headers: other.headers })).statusCode, 200, 'others are untouched')
-})
-
 t.test('ending a session ends its live chat streams at once with an error event', async (t) => {
   const app = await build(t, { ASSISTANT_WORD_DELAY_MS: '200' })
   const { headers } = await signUp(app)
@@ -180,21 +112,4 @@ t.test('ending a session on another instance ends its live stream there within 2
   t.equal(named<{ status: string }>(end.events, 'done')[0]?.status, 'interrupted')
   const rest = await staying.ended
   t.equal(named<{ status: string }>(rest.events, 'done')[0]?.status, 'complete', 'the laptop\'s stream ran to its end')
-})
-
-t.test('expired and revoked sessions are pruned; live ones stay', async (t) => {
-  const app = await build(t)
-  const alice = await signUp(app)
-  const sessions = db(app).collection('sessions')
-  const second = bearer(await login(app, alice.email))
-  const third = await login(app, alice.email)
-  t.equal((await app.inject({ method: 'POST', url: '/auth/logout', headers: second })).statusCode, 204)
-  const thirdId = new ObjectId(claimsOf(third).sid)
-  await sessions.updateOne({ _id: thirdId }, { $set: { expires_at: new Date(Date.now() - 1000) } })
-  t.equal(await sessions.countDocuments({}), 3)
-
-  t.equal(await app.sessionsRepository.prune(), 2, 'the revoked and the expired session')
-  t.equal(await sessions.countDocuments({}), 1, 'one left')
-  t.equal((await app.inject({ url: '/users/me', headers: alice.headers })).statusCode, 200, 'and it still works')
-  t.equal((await app.inject({ url: '/users/me', headers: second })).statusCode, 401, 'the pruned ones do not')
 })

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import { build, TEST_SECRET } from '../support/app.js'
-import { assertProblem } from '../support/problems.js'
-import { base64url, claimsOf, hmacToken, validClaims, validHeader } from '../support/tokens.js'
-import { signUp } from '../support/users.js'
+import { build, db, TEST_SECRET } from '../../support/app.js'
+import { assertProblem } from '../../support/problems.js'
+import { base64url, claimsOf, hmacToken, validClaims, validHeader } from '../../support/tokens.js'
+import { loginJson, PASSWORD, signUp } from '../../support/users.js'
 
 t.test('GET /users/me returns exactly the User of the token', async (t) => {
   const app = await build(t)
@@ -98,4 +98,28 @@ t.test('GET /users/me with a bad, expired or forged token is "Could not validate
   }
 
   t.equal((await app.inject({ url: '/users/me', headers: alice.headers })).statusCode, 200, 'the real token still works')
+})
+
+t.test('DELETE /users/me needs the password and deletes everything of the user', async (t) => {
+  const app = await build(t)
+  const { email, headers } = await signUp(app)
+  await app.inject({ method: 'POST', url: '/chat/', headers, payload: { title: 'mine', messages: [{ role: 'user', content: 'hi' }] } })
+  const other = await signUp(app)
+  await app.inject({ method: 'POST', url: '/chat/', headers: other.headers, payload: { title: 'theirs' } })
+
+  const wrong = await app.inject({ method: 'DELETE', url: '/users/me', headers, payload: { password: 'not my password' } })
+  t.equal(wrong.statusCode, 401)
+  t.equal(wrong.json().detail, 'Incorrect password')
+
+  const done = await app.inject({ method: 'DELETE', url: '/users/me', headers, payload: { password: PASSWORD } })
+  t.equal(done.statusCode, 204)
+  const database = db(app)
+  t.equal(await database.collection('users').countDocuments({ email }), 0, 'user gone')
+  t.equal(await database.collection('sessions').countDocuments({}), 1, "only the other user's session remains")
+  t.equal(await database.collection('chats').countDocuments({}), 1, "only the other user's chat remains")
+  t.equal(await database.collection('messages').countDocuments({}), 0, 'messages gone')
+  t.equal(await database.collection('one_time_tokens').countDocuments({}), 1, "only the other user's verification token remains")
+  t.equal((await app.inject({ url: '/users/me', headers })).statusCode, 401, 'tokens stop working')
+  t.equal((await loginJson(app, email)).statusCode, 401, 'the account cannot log in')
+  t.equal((await app.inject({ url: '/users/me', headers: other.headers })).statusCode, 200, 'others are untouched')
 })
