@@ -94,7 +94,7 @@ t.test('the database killed (-9) under write load and restarted: every 2xx is st
     recoveries.push(await recovered(Date.now()))
   }
   const lastRestart = Date.now()
-  while (successes.filter((s) => s.startedAt >= lastRestart).length < 20 && !load.signal.aborted) await sleep(50)
+  await until(() => successes.filter((s) => s.startedAt >= lastRestart).length >= 20 || load.signal.aborted, TIME_LIMIT_MS, '20 2xx after the last restart', 50)
   load.abort()
   await workers
 

@@ -21,13 +21,11 @@ t.test('checkpoints: one batched write per REPLY_CHECKPOINT_SECONDS for all stre
   const other = await build(t, { DATABASE_NAME: app.env.DATABASE_NAME!, REPLY_STALE_SECONDS: String(STALE_SECONDS) })
 
   const seen = new Map<string, Map<number, string>>() // reply → updated_at → content, polled while streaming
-  const deadline = Date.now() + 20_000 // 40 words at 300 ms: 12 s at most
-  for (;;) {
+  await until(async () => {
     const replies = await messages(app).find({ role: 'assistant' }).toArray()
     for (const r of replies) if (r.status === 'streaming' && r.content) (seen.get(r._id.toHexString()) ?? seen.set(r._id.toHexString(), new Map()).get(r._id.toHexString())!).set(r.updated_at.getTime(), r.content)
-    if (replies.every((r) => r.status !== 'streaming') || Date.now() > deadline) break
-    await sleep(50)
-  }
+    return replies.every((r) => r.status !== 'streaming')
+  }, 20_000, 'the replies to end', 50) // 40 words at 300 ms: 12 s at most
   const bodies = await streamed
   for (const res of bodies) {
     const text = textOf(parseSse(res.body))
