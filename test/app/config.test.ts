@@ -1,7 +1,7 @@
 import t from 'tap'
 import { buildApp } from '../../app.js'
 import { ConfigError } from '../../plugins/external/env.js'
-import { testEnv } from '../helper.js'
+import { build, testEnv } from '../support/app.js'
 
 async function bootError (overrides: Record<string, string | undefined>) {
   const env = { ...await testEnv(), ...overrides }
@@ -80,13 +80,7 @@ t.test('MONGODB_URL is required', async (t) => {
 })
 
 t.test('defaults follow the contract', async (t) => {
-  const env = await testEnv()
-  delete env.RATE_LIMIT_ENABLED
-  delete env.ASSISTANT_WORD_DELAY_MS
-  delete env.LOG_LEVEL
-  const app = await buildApp(env)
-  t.teardown(() => app.close())
-  await app.ready()
+  const app = await build(t, { RATE_LIMIT_ENABLED: undefined, ASSISTANT_WORD_DELAY_MS: undefined, LOG_LEVEL: undefined })
   t.match(app.config, {
     PORT: 8000,
     HOST: '127.0.0.1',

@@ -1,25 +1,14 @@
 import { readFileSync } from 'node:fs'
-import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { startFerretdb } from '../../scripts/ferretdb.js'
-import { buildApp } from '../../app.js'
-import { build, signUp, TEST_SECRET, testEnv } from '../helper.js'
+import { build, TEST_SECRET } from '../support/app.js'
+import { until } from '../support/until.js'
+import { signUp } from '../support/users.js'
 
 /** SIGSTOP, then wait until the kernel shows the process stopped (delivery waits for it to run). */
 async function pause (pid: number) {
   process.kill(pid, 'SIGSTOP')
-  const deadline = Date.now() + 5000
-  while (!/^\d+ \(.*\) [Tt]/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')) && Date.now() < deadline) await sleep(10)
-}
-
-/** Polls `probe` until it returns true, for at most `ms`. */
-async function eventually (probe: () => Promise<boolean>, ms: number) {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    if (await probe()) return true
-    await sleep(200)
-  }
-  return false
+  await until(() => /^\d+ \(.*\) [Tt]/.test(readFileSync(`/proc/${pid}/stat`, 'utf8')), 5000, `process ${pid} to stop`, 10)
 }
 
 t.test('a paused database: 503 with Retry-After within the time limit, liveness unaffected, recovery without restart', async (t) => {
@@ -49,7 +38,7 @@ t.test('a paused database: 503 with Retry-After within the time limit, liveness 
   t.equal(ready.statusCode, 503, '/health/ready says not ready')
 
   db.process.kill('SIGCONT')
-  t.ok(await eventually(async () => (await app.inject({ url: '/users/me', headers })).statusCode === 200, 20_000),
+  t.ok(await until(async () => (await app.inject({ url: '/users/me', headers })).statusCode === 200, 20_000, 'a 200', 200),
     'requests succeed again once the database is back')
   t.equal((await app.inject({ url: '/health/ready' })).statusCode, 200)
 })
@@ -73,10 +62,7 @@ t.test('no database at boot: the service starts, answers 503, and becomes ready 
       probe.close(() => resolve(port))
     })
   })
-  const env = await testEnv({ MONGODB_URL: `mongodb://127.0.0.1:${port}/`, DATABASE_TIMEOUT_MS: '1000' })
-  const app = await buildApp(env)
-  t.teardown(() => app.close())
-  await app.ready()
+  const app = await build(t, { MONGODB_URL: `mongodb://127.0.0.1:${port}/`, DATABASE_TIMEOUT_MS: '1000' }, { waitForDatabase: false })
 
   t.equal((await app.inject({ url: '/health' })).statusCode, 200, 'alive')
   t.equal((await app.inject({ url: '/health/ready' })).statusCode, 503, 'not ready')
@@ -87,7 +73,7 @@ t.test('no database at boot: the service starts, answers 503, and becomes ready 
 
   const db = await startFerretdb({ port })
   t.teardown(() => db.stop())
-  t.ok(await eventually(async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 20_000), 'ready once the database is there')
+  t.ok(await until(async () => (await app.inject({ url: '/health/ready' })).statusCode === 200, 20_000, 'readiness', 200), 'ready once the database is there')
   const late = await app.inject({ method: 'POST', url: '/auth/register', payload: { email: 'late@example.com', password: 'long enough password' } })
   t.equal(late.statusCode, 201)
 })

@@ -1,18 +1,7 @@
-import t, { type Test } from 'tap'
-import { buildApp } from '../../app.js'
-import { build, signUp, testEnv, LogCapture } from '../helper.js'
-
-function assertProblem (t: Test, res: { statusCode: number, headers: Record<string, unknown>, json: () => any }, status: number) {
-  t.equal(res.statusCode, status)
-  t.match(String(res.headers['content-type']), /^application\/problem\+json/)
-  const body = res.json()
-  t.equal(body.status, status)
-  t.equal(body.type, 'about:blank')
-  t.type(body.title, 'string')
-  t.type(body.detail, 'string')
-  t.equal(body.request_id, res.headers['x-request-id'], 'request id in body and header')
-  return body
-}
+import t from 'tap'
+import { build } from '../support/app.js'
+import { assertProblem } from '../support/problems.js'
+import { signUp } from '../support/users.js'
 
 t.test('unknown route: 404 problem "Not Found"', async (t) => {
   const app = await build(t)
@@ -108,18 +97,14 @@ t.test('validation errors: 422 listing every problem in FastAPI shape', async (t
 })
 
 t.test('an unexpected error: generic 500, details only in the log', async (t) => {
-  const env = await testEnv()
-  const logs = new LogCapture()
-  const app = await buildApp(env, logs)
-  app.get('/boom', async () => { throw new Error('driver said: E11000 at /srv/app/secret.ts') })
-  t.teardown(() => app.close())
-  await app.ready()
-  await app.databaseSetup.whenDone()
+  const app = await build(t, {}, {
+    extend: (app) => app.get('/boom', async () => { throw new Error('driver said: E11000 at /srv/app/secret.ts') })
+  })
   const res = await app.inject({ url: '/boom' })
   const body = assertProblem(t, res, 500)
   t.equal(body.detail, 'Internal Server Error')
   t.notMatch(res.body, /E11000|secret\.ts|stack/)
-  const logged = logs.lines.find((l) => l.msg === 'request failed')
+  const logged = app.logs.lines.find((l) => l.msg === 'request failed')
   t.ok(logged, 'the error is logged')
   t.equal(logged?.request_id, body.request_id, 'with the request id')
 })

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { build } from '../helper.js'
+import { build } from '../support/app.js'
 
 const methods = ['get', 'post', 'put', 'patch', 'delete'] as const
 

@@ -2,9 +2,7 @@
  * Tests for SECURITY.md items that the code meets but no other test showed (docs/SECURITY-REVIEW.md
  * lists every item with its test). Each test is named after its checklist item.
  */
-import { spawn } from 'node:child_process'
 import { createHash, createHmac, createSign, generateKeyPairSync, randomBytes } from 'node:crypto'
-import { once } from 'node:events'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,40 +11,17 @@ import t from 'tap'
 import type { Test } from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import { rateLimits } from '../../plugins/app/auth/limits.js'
-import { build, databaseUrl, db, login, PASSWORD, signUp, TEST_SECRET, uniqueEmail, type TestApp } from '../helper.js'
-import { entryWhen, outbox, until } from '../outbox.js'
-import { startSilentServer, startSmtp, type TestSmtp } from '../smtp.js'
-import { bearer, loginForm, mailFor, me, post, register, SUBJECTS, tokenDocs, tokenOf, userDoc } from '../routes/auth-helpers.js'
+import { build, db, post, TEST_SECRET } from '../support/app.js'
+import { mailFor, resetToken, SUBJECTS, tokenDocs, tokenOf } from '../support/mail.js'
+import { entryWhen, outbox } from '../support/outbox.js'
+import { runServer } from '../support/service.js'
+import { startSilentServer, startSmtp } from '../support/smtp.js'
+import { base64url, claimsOf, headerOf, hmacToken, ISSUER, validClaims, validHeader } from '../support/tokens.js'
+import { until } from '../support/until.js'
+import { bearer, login, loginForm, me, PASSWORD, register, signUp, uniqueEmail, userDoc } from '../support/users.js'
 
-const ISSUER = 'chat-auth-api'
 const NEW_PASSWORD = 'a brand new password for the review'
 const THIRD_PASSWORD = 'the password set by a reset link'
-
-function base64url (value: unknown): string {
-  return Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
-}
-
-/** A JWT signed with HMAC over any header and claims (wrong on purpose where a test wants it). */
-function hmacToken (header: Record<string, unknown>, claims: Record<string, unknown>, secret: string | Buffer = TEST_SECRET, hash = 'sha256') {
-  const input = `${base64url(header)}.${base64url(claims)}`
-  return `${input}.${createHmac(hash, secret).update(input).digest('base64url')}`
-}
-
-/** The claims of a real access token. */
-function claimsOf (token: string): Record<string, unknown> & { sub: string, sid: string } {
-  return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8'))
-}
-
-function headerOf (token: string): Record<string, unknown> {
-  return JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString('utf8'))
-}
-
-function validClaims (sub: string, sid: string) {
-  const now = Math.floor(Date.now() / 1000)
-  return { sub, sid, iss: ISSUER, aud: ISSUER, iat: now, exp: now + 600 }
-}
-
-const validHeader = { alg: 'HS256', typ: 'at+jwt' }
 
 /** The original's 401 for a token that does not stand. */
 function assertInvalidToken (t: Test, res: LightMyRequestResponse, name: string) {
@@ -55,57 +30,10 @@ function assertInvalidToken (t: Test, res: LightMyRequestResponse, name: string)
   t.equal(res.json().detail, 'Could not validate credentials', `${name}: detail`)
 }
 
-/** Asks for a reset mail and returns the token of its link (the `nth` reset mail to that address). */
-async function resetToken (app: TestApp, smtp: TestSmtp, email: string, nth = 1) {
-  const res = await post(app, '/auth/forgot-password', { email })
-  if (res.statusCode !== 200) throw new Error(`forgot-password: ${res.statusCode} ${res.body}`)
-  return tokenOf(await mailFor(smtp, email, SUBJECTS.reset, nth))
-}
-
 /** Headers that may differ between two answers that must otherwise be the same. */
 const perRequestHeaders = new Set(['date', 'x-request-id', 'x-ratelimit-remaining', 'x-ratelimit-reset'])
 function stableHeaders (res: LightMyRequestResponse) {
   return Object.fromEntries(Object.entries(res.headers).filter(([name]) => !perRequestHeaders.has(name)))
-}
-
-interface ProcessResult { code: number | null, output: string }
-
-/**
- * Runs server.ts as the real process (as test/fault/service-process.ts does), optionally with a
- * preloaded module and an IPC channel; resolves when it exits or `onOutput` decides to act.
- */
-async function runServer (t: Test, env: Record<string, string>, options: { preload?: string, whenListening?: (send: (m: string) => void) => void } = {}) {
-  const args = ['--import', 'tsx', ...(options.preload ? ['--import', options.preload] : []), 'server.ts']
-  const child = spawn(process.execPath, args, {
-    env: {
-      ...process.env,
-      NODE_ENV: 'test',
-      MONGODB_URL: await databaseUrl(),
-      DATABASE_NAME: `test_review_${randomBytes(4).toString('hex')}`,
-      SECRET_KEY: TEST_SECRET,
-      PORT: '0',
-      RATE_LIMIT_ENABLED: 'false',
-      FASTIFY_AUTOLOAD_TYPESCRIPT: '1',
-      ...env
-    },
-    stdio: ['ignore', 'pipe', 'pipe', ...(options.preload ? ['ipc' as const] : [])]
-  })
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  let output = ''
-  let acted = false
-  const onData = (chunk: Buffer) => {
-    output += chunk.toString()
-    if (!acted && options.whenListening && /Server listening at/.test(output)) {
-      acted = true
-      options.whenListening((m) => child.send(m))
-    }
-  }
-  child.stdout!.on('data', onData)
-  child.stderr!.on('data', onData)
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-  const [code] = await once(child, 'exit') as [number | null]
-  clearTimeout(timer)
-  return { code, output } satisfies ProcessResult
 }
 
 t.test('item 1: every hash has its own 16-byte salt and a 32-byte tag', async (t) => {

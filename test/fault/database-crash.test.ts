@@ -5,7 +5,9 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { startFerretdb } from '../../scripts/ferretdb.js'
-import { build, db, PASSWORD, signUp } from '../helper.js'
+import { build, db } from '../support/app.js'
+import { until } from '../support/until.js'
+import { PASSWORD, signUp } from '../support/users.js'
 
 const ROUNDS = 10
 const DOWN_MS = 2000
@@ -67,10 +69,7 @@ t.test('the database killed (-9) under write load and restarted: every 2xx is st
 
   /** Resolves with the time from `since` to the end of the first 2xx of a request sent after it. */
   async function recovered (since: number) {
-    while (!successes.some((s) => s.startedAt >= since)) {
-      if (Date.now() - since > 30_000) throw new Error('no 2xx within 30 s of the restart')
-      await sleep(20)
-    }
+    await until(() => successes.some((s) => s.startedAt >= since), 30_000, 'a 2xx after the restart', 20)
     return Date.now() - since
   }
 
@@ -95,7 +94,7 @@ t.test('the database killed (-9) under write load and restarted: every 2xx is st
     recoveries.push(await recovered(Date.now()))
   }
   const lastRestart = Date.now()
-  while (successes.filter((s) => s.startedAt >= lastRestart).length < 20 && !load.signal.aborted) await sleep(50)
+  await until(() => successes.filter((s) => s.startedAt >= lastRestart).length >= 20 || load.signal.aborted, TIME_LIMIT_MS, '20 2xx after the last restart', 50)
   load.abort()
   await workers
 

@@ -1,14 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { ObjectId } from 'mongodb'
-import { build, databaseUrl, db, signUp, type TestApp } from '../helper.js'
-import { startDatabaseProxy } from '../database-proxy.js'
-import { until } from '../outbox.js'
-import { parseSse, textOf } from '../sse.js'
+import { build, db, type TestApp } from '../support/app.js'
+import { messages } from '../support/chat.js'
+import { startDatabaseProxy } from '../support/database-proxy.js'
+import { databaseUrl } from '../support/database.js'
+import { parseSse, textOf } from '../support/sse.js'
+import { until } from '../support/until.js'
+import { signUp } from '../support/users.js'
 
 const STALE_SECONDS = 3
-
-const messages = (app: TestApp) => db(app).collection('messages')
 
 t.test('checkpoints: one batched write per REPLY_CHECKPOINT_SECONDS for all streaming replies, each saving more; another instance\'s sweeps leave them alone', async (t) => {
   const app = await build(t, { ASSISTANT_WORD_DELAY_MS: '300', REPLY_CHECKPOINT_SECONDS: '1' })
@@ -20,13 +21,11 @@ t.test('checkpoints: one batched write per REPLY_CHECKPOINT_SECONDS for all stre
   const other = await build(t, { DATABASE_NAME: app.env.DATABASE_NAME!, REPLY_STALE_SECONDS: String(STALE_SECONDS) })
 
   const seen = new Map<string, Map<number, string>>() // reply → updated_at → content, polled while streaming
-  const deadline = Date.now() + 20_000 // 40 words at 300 ms: 12 s at most
-  for (;;) {
+  await until(async () => {
     const replies = await messages(app).find({ role: 'assistant' }).toArray()
     for (const r of replies) if (r.status === 'streaming' && r.content) (seen.get(r._id.toHexString()) ?? seen.set(r._id.toHexString(), new Map()).get(r._id.toHexString())!).set(r.updated_at.getTime(), r.content)
-    if (replies.every((r) => r.status !== 'streaming') || Date.now() > deadline) break
-    await sleep(50)
-  }
+    return replies.every((r) => r.status !== 'streaming')
+  }, 20_000, 'the replies to end', 50) // 40 words at 300 ms: 12 s at most
   const bodies = await streamed
   for (const res of bodies) {
     const text = textOf(parseSse(res.body))

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { MongoClient } from 'mongodb'
-import { databaseUrl } from '../helper.js'
-import { call, openStream, signUpOver, startService, whenReady } from './service-process.js'
+import { ownDatabase } from '../support/database.js'
+import { call, signUpOver, startService, whenReady } from '../support/service.js'
+import { hasText, openSse, textOf } from '../support/sse.js'
 
 const WORD_DELAY_MS = 250
 const STALE_SECONDS = 3
@@ -10,33 +10,29 @@ const CHECKPOINT_SECONDS = 1
 
 t.test('kill -9 mid-stream, then a new process: its startup sweep ends the reply with the last checkpoint\'s text, and the dead stream\'s slot is taken over', async (t) => {
   const database = `test_crash_${process.pid}`
-  const client = new MongoClient(await databaseUrl())
-  t.teardown(async () => {
-    await client.db(database).dropDatabase()
-    await client.close()
-  })
-  const messages = client.db(database).collection('messages')
+  const stored = await ownDatabase(t, database)
+  const messages = stored.collection('messages')
   const env = { DATABASE_NAME: database, ASSISTANT_WORD_DELAY_MS: String(WORD_DELAY_MS), REPLY_STALE_SECONDS: String(STALE_SECONDS), REPLY_CHECKPOINT_SECONDS: String(CHECKPOINT_SECONDS), MAX_STREAMS_PER_USER: '1' }
 
   const first = await startService(t, env)
   await whenReady(first.port)
   const auth = await signUpOver(first.port)
   const message = 'Tell me a long story'
-  const stream = await openStream(first.port, auth, { message })
-  await stream.received(10) // 2.5 s in: two checkpoints or more; every demo reply has at least 20 words
+  const stream = await openSse(`http://127.0.0.1:${first.port}/chat/stream`, auth, { message })
+  await stream.until(hasText(10), 30_000) // 2.5 s in: two checkpoints or more; every demo reply has at least 20 words
 
   // Freeze the process so no checkpoint leaves it after this read, let one already sent land, then kill.
   first.child.kill('SIGSTOP')
   await sleep(500)
   const checkpoint = await messages.findOne({ role: 'assistant' })
-  const lastBeat = (await client.db(database).collection<{ _id: string, heartbeat_at: Date }>('instances').findOne({}))!.heartbeat_at
+  const lastBeat = (await stored.collection<{ _id: string, heartbeat_at: Date }>('instances').findOne({}))!.heartbeat_at
   first.child.kill('SIGKILL')
   t.equal(await first.exited, null, 'the first process was killed')
-  t.notOk(await stream.ended, 'the client saw the connection break')
+  t.notOk((await stream.ended).complete, 'the client saw the connection break')
 
   t.equal(checkpoint?.status, 'streaming', 'the reply was streaming when the process died')
   const saved = checkpoint!.content as string
-  const received = stream.text()
+  const received = textOf(stream.events())
   t.ok(saved.length > 0, `the last checkpoint saved ${saved.split(' ').length - 1} words`)
   t.ok(received.startsWith(saved), 'it saved a prefix of what the client received')
   const lostWords = received.slice(saved.length).split(' ').length - 1
@@ -62,10 +58,10 @@ t.test('kill -9 mid-stream, then a new process: its startup sweep ends the reply
   t.match(list.json()[0].last_message, { id: checkpoint!._id.toHexString(), status: 'interrupted', content: saved }, 'the chat list shows the reply as last message')
 
   // The only slot of the user still names the dead stream's reply (its claim outlives the process).
-  t.equal(await client.db(database).collection<{ _id: string }>('claims').countDocuments({ _id: { $regex: '^stream-slot:' } }), 1, 'the dead stream\'s slot is still held')
-  const again = await openStream(second.port, auth, { message: 'and another one' })
-  t.ok(await again.ended, 'the user streams again: the abandoned slot was taken over')
-  t.equal(again.events().at(-1)?.data.status, 'complete')
+  t.equal(await stored.collection<{ _id: string }>('claims').countDocuments({ _id: { $regex: '^stream-slot:' } }), 1, 'the dead stream\'s slot is still held')
+  const again = await openSse(`http://127.0.0.1:${second.port}/chat/stream`, auth, { message: 'and another one' })
+  t.ok((await again.ended).complete, 'the user streams again: the abandoned slot was taken over')
+  t.equal((again.events().at(-1)?.data as { status?: string } | undefined)?.status, 'complete')
 
   second.child.kill('SIGTERM')
   t.equal(await second.exited, 0, 'the second process stops cleanly')

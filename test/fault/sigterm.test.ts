@@ -1,8 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { MongoClient } from 'mongodb'
-import { databaseUrl, PASSWORD } from '../helper.js'
-import { call, openStream, signUpOver, startService, whenReady, type Answer } from './service-process.js'
+import { ownDatabase } from '../support/database.js'
+import { call, signUpOver, startService, whenReady, type Answer } from '../support/service.js'
+import { hasText, openSse, textOf } from '../support/sse.js'
+import { until } from '../support/until.js'
+import { PASSWORD } from '../support/users.js'
 
 const STREAMS = 5
 const REQUESTS = 20
@@ -10,18 +12,14 @@ const GRACE_MS = 10_000
 
 t.test('SIGTERM with streams and requests in flight: requests finish 2xx, streams end and are stored interrupted, exit 0', async (t) => {
   const database = `test_sigterm_${process.pid}`
-  const client = new MongoClient(await databaseUrl())
-  t.teardown(async () => {
-    await client.db(database).dropDatabase()
-    await client.close()
-  })
+  const stored = await ownDatabase(t, database)
   const service = await startService(t, { DATABASE_NAME: database, ASSISTANT_WORD_DELAY_MS: '200', MAX_STREAMS_PER_USER: String(STREAMS) })
   await whenReady(service.port)
   const auth = await signUpOver(service.port)
   const port = service.port
 
-  const streams = await Promise.all(Array.from({ length: STREAMS }, () => openStream(port, auth, { message: 'tell me something long' })))
-  await Promise.all(streams.map((s) => s.received(2)))
+  const streams = await Promise.all(Array.from({ length: STREAMS }, () => openSse(`http://127.0.0.1:${port}/chat/stream`, auth, { message: 'tell me something long' })))
+  await Promise.all(streams.map((s) => s.until(hasText(2))))
 
   // Sign-ups queue behind the password hasher, so most are still running when the signal comes.
   const received = service.logged('incoming request')
@@ -35,8 +33,7 @@ t.test('SIGTERM with streams and requests in flight: requests finish 2xx, stream
     return answer
   })
   // In flight: the server has taken every one of them (it logs each request it takes).
-  const deadline = Date.now() + 10_000
-  while (service.logged('incoming request') < received + REQUESTS && Date.now() < deadline) await sleep(5)
+  await until(() => service.logged('incoming request') >= received + REQUESTS, 10_000, 'the server to take every request', 5)
   signalledAt = Date.now()
   service.child.kill('SIGTERM')
   await sleep(100)
@@ -53,20 +50,20 @@ t.test('SIGTERM with streams and requests in flight: requests finish 2xx, stream
   // 503 while draining; refused once the listener is closed, or reset when it closes with the
   // connection still in its accept queue.
   t.ok(late === 503 || late === 'ECONNREFUSED' || late === 'ECONNRESET', `a request after the signal is turned away (${late})`)
-  t.same(await Promise.all(streams.map((s) => s.ended)), streams.map(() => true), 'the server ended every stream')
+  t.same(await Promise.all(streams.map(async (s) => (await s.ended).complete)), streams.map(() => true), 'the server ended every stream')
 
-  const messages = client.db(database).collection('messages')
+  const messages = stored.collection('messages')
   const replies = await messages.find({ role: 'assistant' }).toArray()
   t.same(replies.map((r) => r.status), streams.map(() => 'interrupted'), `${STREAMS} replies stored interrupted`)
   for (const [i, stream] of streams.entries()) {
-    const chatId = stream.events()[0]!.data.chat_id as string
+    const chatId = (stream.events()[0]!.data as { chat_id: string }).chat_id
     const reply = replies.find((r) => r.chat_id.toHexString() === chatId)
-    t.equal(reply?.content, stream.text(), `stream ${i + 1}: the stored text is exactly what the client received`)
+    t.equal(reply?.content, textOf(stream.events()), `stream ${i + 1}: the stored text is exactly what the client received`)
   }
   t.equal(await messages.countDocuments({ status: 'streaming' }), 0, 'nothing left streaming')
 
   const emails = answers.flatMap((a, i) => i % 2 === 0 ? [`sigterm-${process.pid}-${i}@example.com`] : [])
-  t.equal(await client.db(database).collection('users').countDocuments({ email: { $in: emails } }), emails.length, 'every account stored')
+  t.equal(await stored.collection('users').countDocuments({ email: { $in: emails } }), emails.length, 'every account stored')
   const chatIds = answers.flatMap((a, i) => i % 2 === 1 ? [a.json().id as string] : [])
   t.equal(new Set(chatIds).size, REQUESTS / 2, 'every chat created')
 })

@@ -1,11 +1,9 @@
 import { connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
-import Fastify from 'fastify'
-import fp from 'fastify-plugin'
 import t from 'tap'
-import appPlugin, { serverOptions } from '../../app.js'
-import { LogCapture, signUp, testEnv, type TestApp } from '../helper.js'
-import { call } from './service-process.js'
+import { build } from '../support/app.js'
+import { call } from '../support/service.js'
+import { signUp } from '../support/users.js'
 
 const SOCKETS = 200
 const BYTE_EVERY_MS = 2000
@@ -41,17 +39,8 @@ function slowClient (port: number, i: number): Promise<SlowResult> {
 }
 
 t.test(`slowloris: ${SOCKETS} slow header senders are cut off by the request timeout while normal requests keep working`, async (t) => {
-  const env = await testEnv()
-  const logs = new LogCapture()
-  const fastify = Fastify({ ...serverOptions(env, logs), requestTimeout: REQUEST_TIMEOUT_MS, http: { connectionsCheckingInterval: CHECK_INTERVAL_MS } })
-  await fastify.register(fp(appPlugin, { name: 'app' }), { env })
-  const app = Object.assign(fastify, { logs, env }) as unknown as TestApp
-  t.teardown(async () => {
-    await app.mongo.db!.dropDatabase().catch(() => {})
-    await app.close()
-  })
+  const app = await build(t, {}, { server: { requestTimeout: REQUEST_TIMEOUT_MS, http: { connectionsCheckingInterval: CHECK_INTERVAL_MS } } })
   await app.listen({ host: '127.0.0.1', port: 0 })
-  await app.databaseSetup.whenDone()
   const { port } = app.server.address() as { port: number }
   const { headers } = await signUp(app)
 

@@ -5,9 +5,10 @@
  */
 import t from 'tap'
 import { MongoClient } from 'mongodb'
-import { build, db, uniqueEmail, type TestApp } from '../helper.js'
-import { entryWhen, errorLinesFor, outbox } from '../outbox.js'
-import { startSmtp } from '../smtp.js'
+import { build, db, type TestApp } from '../support/app.js'
+import { entryWhen, errorLinesFor, outbox } from '../support/outbox.js'
+import { startSmtp } from '../support/smtp.js'
+import { uniqueEmail } from '../support/users.js'
 
 const LOGIN = { user: 'mailer-login', pass: 'the-right-password' }
 const FAST_RETRIES = { MAIL_RETRY_BASE_SECONDS: '1' }

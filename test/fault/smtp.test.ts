@@ -5,11 +5,13 @@
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
-import { MongoClient } from 'mongodb'
-import { build, databaseUrl, db, PASSWORD, uniqueEmail, type TestApp } from '../helper.js'
-import { buildWithOptions, entryWhen, errorLinesOnceLogged, outbox, until } from '../outbox.js'
-import { closedPort, smtpEnv, startSilentServer, startSmtp } from '../smtp.js'
-import { call, startService, whenReady } from './service-process.js'
+import { build, db, type TestApp } from '../support/app.js'
+import { ownDatabase } from '../support/database.js'
+import { bodyFields, entryWhen, errorLinesOnceLogged, outbox } from '../support/outbox.js'
+import { call, startService, whenReady } from '../support/service.js'
+import { closedPort, smtpEnv, startSilentServer, startSmtp } from '../support/smtp.js'
+import { until } from '../support/until.js'
+import { PASSWORD, uniqueEmail } from '../support/users.js'
 
 const FAST_RETRIES = { MAIL_RETRY_BASE_SECONDS: '1' }
 
@@ -50,8 +52,8 @@ t.test('F4 SMTP refuses: register answers at once; the mail backs off, then goes
 
 t.test('F5 SMTP never greets: attempts end at the (shortened) timeouts, at most 4 at once, and are retried', async (t) => {
   const silent = await startSilentServer(t)
-  const app = await buildWithOptions(t, { ...silent.env, ...FAST_RETRIES }, {
-    smtpTimeouts: { connectionTimeout: 500, greetingTimeout: 500, socketTimeout: 1000 }
+  const app = await build(t, { ...silent.env, ...FAST_RETRIES }, {
+    plugins: { smtpTimeouts: { connectionTimeout: 500, greetingTimeout: 500, socketTimeout: 1000 } }
   })
   const recipients = Array.from({ length: 8 }, (_, i) => uniqueEmail(`silent${i}`))
   for (const to of recipients) await app.mailer.send(to, { kind: 'password-changed' })
@@ -99,7 +101,7 @@ t.test('F6 SMTP answers 550: failed after one attempt, logged by id only', async
   t.equal(smtp.messagesSeen, 1, 'no further attempt')
   t.equal(smtp.mails.length, 0)
   t.match(failed, { attempts: 1, last_error: '550', lease_owner: null })
-  t.strictSame(['text', 'html', 'link'].filter((f) => f in failed), [], 'the body and link are dropped')
+  t.strictSame(bodyFields(failed), [], 'the body and link are dropped')
 
   const lines = await errorLinesOnceLogged(app.logs, failed)
   t.equal(lines.length, 1, 'one error line names the entry')
@@ -117,7 +119,7 @@ t.test('F6 a link that expired before it could be sent: abandoned, logged by id 
   await outbox(db(app)).updateOne({ _id: waiting._id }, { $set: { expires_at: new Date(Date.now() - 1000), next_attempt_at: new Date() } })
 
   const abandoned = await entryWhen(db(app), email, (e) => e.status === 'abandoned', 15_000, 'the entry to be abandoned')
-  t.strictSame(['text', 'html', 'link'].filter((f) => f in abandoned), [], 'the body and link are dropped')
+  t.strictSame(bodyFields(abandoned), [], 'the body and link are dropped')
   t.notOk(JSON.stringify(abandoned).includes(link))
   const lines = await errorLinesOnceLogged(app.logs, abandoned)
   t.equal(lines.length, 1, 'one error line names the entry')
@@ -128,12 +130,7 @@ t.test('F6 a link that expired before it could be sent: abandoned, logged by id 
 t.test('F7 kill -9 while a mail is being sent: a new process sends it once the lease has expired', async (t) => {
   const smtp = await startSmtp(t, { stall: 1 }) // the first message is never answered
   const database = `test_smtp_crash_${randomBytes(4).toString('hex')}`
-  const client = new MongoClient(await databaseUrl())
-  t.teardown(async () => {
-    await client.db(database).dropDatabase()
-    await client.close()
-  })
-  const entries = outbox(client.db(database))
+  const entries = outbox(await ownDatabase(t, database))
   const env = { ...smtp.env, ...FAST_RETRIES, DATABASE_NAME: database, MAIL_LEASE_SECONDS: '3' } as Record<string, string>
 
   const first = await startService(t, env)
@@ -158,7 +155,7 @@ t.test('F7 kill -9 while a mail is being sent: a new process sends it once the l
   t.ok(sent.last_attempt_at!.getTime() >= held!.lease_until!.getTime(), 'taken over once the lease had expired')
   t.equal(mail!.messageId, `<${sent._id.toHexString()}@example.com>`)
   t.equal(sent.attempts, 2, 'the second attempt sent it')
-  t.strictSame(['text', 'html', 'link'].filter((f) => f in sent), [], 'the sent entry keeps no body or link')
+  t.strictSame(bodyFields(sent), [], 'the sent entry keeps no body or link')
   await sleep(1500)
   t.equal(smtp.mails.length, 1, 'delivered once')
   t.equal(await entries.countDocuments({ status: { $in: ['pending', 'sending'] } }), 0, 'nothing left pending or sending')

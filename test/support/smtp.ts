@@ -3,7 +3,8 @@ import { createServer, type Socket } from 'node:net'
 import { simpleParser, type ParsedMail } from 'mailparser'
 import { SMTPServer } from 'smtp-server'
 import type { Test } from 'tap'
-import type { RawEnv } from '../app.js'
+import type { RawEnv } from '../../app.js'
+import { until } from './until.js'
 
 export interface ReceivedMail {
   to: string
@@ -45,7 +46,6 @@ export function smtpEnv (port: number): RawEnv {
 
 export async function startSmtp (t: Test, options: SmtpOptions = {}): Promise<TestSmtp> {
   const mails: ReceivedMail[] = []
-  const waiters: Array<() => void> = []
   let messagesSeen = 0
   const server = new SMTPServer({
     authOptional: options.auth === undefined,
@@ -75,7 +75,6 @@ export async function startSmtp (t: Test, options: SmtpOptions = {}): Promise<Te
           messageId: parsed.messageId,
           parsed
         })
-        for (const wake of waiters.splice(0)) wake()
         callback()
       }, callback)
     }
@@ -93,15 +92,7 @@ export async function startSmtp (t: Test, options: SmtpOptions = {}): Promise<Te
     get messagesSeen () { return messagesSeen },
     env: smtpEnv(port),
     async waitFor (count, ms = 10_000) {
-      const deadline = Date.now() + ms
-      while (mails.length < count) {
-        if (Date.now() > deadline) throw new Error(`expected ${count} mails, got ${mails.length}`)
-        await new Promise<void>((resolve) => {
-          waiters.push(resolve)
-          setTimeout(resolve, 100)
-        })
-      }
-      return mails
+      return await until(() => mails.length >= count && mails, ms, () => `${count} mails, got ${mails.length}`, 20)
     }
   }
 }

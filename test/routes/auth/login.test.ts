@@ -1,7 +1,15 @@
 import argon2 from 'argon2'
 import t from 'tap'
-import { build, db, PASSWORD, signUp, uniqueEmail } from '../helper.js'
-import { argon2Params, loginForm, me, post, register, userDoc, withoutRequestId } from './auth-helpers.js'
+import type { LightMyRequestResponse } from 'fastify'
+import { rateLimits } from '../../../plugins/app/auth/limits.js'
+import { build, db, post } from '../../support/app.js'
+import { argon2Params, loginForm, loginJson, me, PASSWORD, register, signUp, uniqueEmail, userDoc } from '../../support/users.js'
+
+/** A problem+json body without its per-request id, for comparing two answers. */
+function withoutRequestId (response: LightMyRequestResponse) {
+  const { request_id: requestId, ...rest } = response.json()
+  return { rest, requestId }
+}
 
 t.test('POST /auth/login', async (t) => {
   t.test('the OAuth2 form and both JSON shapes give a bearer token', async (t) => {
@@ -128,4 +136,60 @@ t.test('POST /auth/login', async (t) => {
     t.equal((await userDoc(app, email))!.password_hash, upgraded, 'an up-to-date hash is left alone')
     t.equal((await loginForm(app, email, 'not the password')).statusCode, 401)
   })
+})
+
+t.test('per-IP rate limits (RATE_LIMIT_ENABLED)', async (t) => {
+  t.test('login answers 429 with Retry-After once the limit is spent', async (t) => {
+    const app = await build(t, { RATE_LIMIT_ENABLED: 'true' })
+    const email = uniqueEmail('limited')
+    t.equal((await register(app, email)).statusCode, 201)
+
+    const max = rateLimits.login.rateLimit.max
+    const allowed = []
+    for (let i = 0; i < max; i++) allowed.push((await loginForm(app, email, i % 2 ? PASSWORD : 'wrong password')).statusCode)
+    t.strictSame([...new Set(allowed)].sort(), [200, 401], `the first ${max} logins are answered`)
+
+    const limited = await loginForm(app, email, PASSWORD)
+    t.equal(limited.statusCode, 429, 'even with the right password')
+    t.match(limited.headers['retry-after'], /^\d+$/)
+    t.ok(Number(limited.headers['retry-after']) > 0)
+    t.match(limited.headers['content-type'], /^application\/problem\+json/)
+    const body = limited.json()
+    t.strictSame(Object.keys(body).sort(), ['detail', 'request_id', 'status', 'title', 'type'])
+    t.match(body, { status: 429, title: 'Too Many Requests', detail: /\S/ })
+    t.notOk(limited.body.includes('access_token'))
+    t.equal(limited.headers['x-request-id'], body.request_id, 'X-Request-Id')
+    t.equal(limited.headers['cache-control'], 'no-store', 'no-store')
+
+    const json = await post(app, '/auth/login', { email, password: PASSWORD })
+    t.equal(json.statusCode, 429, 'the JSON form shares the bucket')
+  })
+
+  t.test('the limits are off when RATE_LIMIT_ENABLED is false', async (t) => {
+    // The per-address failure limit is not a per-IP limiter; set it out of reach to see the IP limit alone.
+    const app = await build(t, { RATE_LIMIT_ENABLED: 'false', LOGIN_MAX_FAILURES: '1000' })
+    const email = uniqueEmail('unlimited')
+    await register(app, email)
+    const statuses = []
+    for (let i = 0; i <= rateLimits.login.rateLimit.max; i++) statuses.push((await loginForm(app, email, 'wrong password')).statusCode)
+    t.strictSame([...new Set(statuses)], [401], 'never 429')
+  })
+})
+
+t.test('too many failed logins: 429 with Retry-After, even with the right password; unknown addresses alike', async (t) => {
+  const app = await build(t, { LOGIN_MAX_FAILURES: '3' })
+  const { email } = await signUp(app)
+  const ghost = uniqueEmail('ghost')
+  for (const address of [email, ghost]) {
+    const statuses = []
+    for (let i = 0; i < 4; i++) statuses.push((await loginJson(app, address, 'wrong password!')).statusCode)
+    t.same(statuses, [401, 401, 401, 429], `${address === email ? 'real' : 'unknown'} address`)
+  }
+  const blocked = await loginJson(app, email)
+  t.equal(blocked.statusCode, 429, 'the right password is refused too')
+  t.ok(Number(blocked.headers['retry-after']) > 0 && Number(blocked.headers['retry-after']) <= 900, 'Retry-After within the window')
+  t.match(blocked.headers['content-type'], /problem\+json/)
+
+  await db(app).collection('login_failures').updateMany({}, { $set: { at: new Date(Date.now() - 16 * 60_000) } })
+  t.equal((await loginJson(app, email)).statusCode, 200, 'allowed again once the window passed')
 })

@@ -1,8 +1,8 @@
 import { once } from 'node:events'
 import { connect, type AddressInfo } from 'node:net'
 import t from 'tap'
-import { build, type TestApp } from '../helper.js'
-import { until } from '../outbox.js'
+import { build, type TestApp } from '../../support/app.js'
+import { until } from '../../support/until.js'
 
 const PROBLEM = 'application/problem+json; charset=utf-8'
 

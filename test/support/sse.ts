@@ -54,32 +54,8 @@ export function named<T = Record<string, unknown>> (events: SseEvent[], name: st
   return events.filter((e) => e.event === name).map((e) => e.data as T)
 }
 
-/** Opens a real stream over HTTP, reads `count` events, then drops the connection. */
-export async function readThenDisconnect (url: string, headers: Headers, payload: unknown, count: number) {
-  return await new Promise<{ status: number, headers: Record<string, unknown>, events: SseEvent[] }>((resolve, reject) => {
-    const body = JSON.stringify(payload)
-    const req = httpRequest(url, {
-      method: 'POST',
-      agent: false,
-      headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }
-    }, (res) => {
-      let text = ''
-      res.setEncoding('utf8')
-      res.on('data', (chunk: string) => {
-        text += chunk
-        const complete = text.slice(0, text.lastIndexOf('\n\n') + 2)
-        const events = textEvents(parseSse(complete))
-        if (events.length >= count) {
-          req.destroy()
-          resolve({ status: res.statusCode!, headers: res.headers, events: parseSse(complete).filter((e) => e.event === undefined).slice(0, count) })
-        }
-      })
-      res.on('end', () => reject(new Error(`the stream ended before ${count} events`)))
-    })
-    req.on('error', (error) => { if (!req.destroyed) reject(error) })
-    req.end(body)
-  })
-}
+/** For `LiveSse.until`: at least `count` text events. */
+export const hasText = (count: number) => (events: SseEvent[]) => textEvents(events).length >= count
 
 /** How a live stream ended, as the client saw it. */
 export interface StreamEnd {

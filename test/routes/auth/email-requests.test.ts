@@ -1,95 +1,68 @@
 import t from 'tap'
-import type { Test } from 'tap'
-import { build, db, login, uniqueEmail } from '../helper.js'
-import { outbox, until } from '../outbox.js'
-import { startSmtp } from '../smtp.js'
-import { allMailsAfterClose, mailFor, me, post, register, SUBJECTS, tokenDocs, tokenOf, userDoc } from './auth-helpers.js'
+import { build, db, post } from '../../support/app.js'
+import { allMailsAfterClose, appWithMail, mailFor, registered, SUBJECTS, tokenDocs, tokenOf } from '../../support/mail.js'
+import { entryWhen, outbox } from '../../support/outbox.js'
+import { startSmtp } from '../../support/smtp.js'
+import { until } from '../../support/until.js'
+import { isVerified, loginForm, me, PASSWORD, register, signUp, uniqueEmail, userDoc } from '../../support/users.js'
+
+const RESET_DETAIL = 'If the address belongs to an account, a password reset email is on its way.'
 
 const GENERIC_DETAIL = 'If the address belongs to an unverified account, a verification email is on its way.'
 
-/** An app with a real SMTP server and a freshly registered user whose verification mail arrived. */
-async function registered (t: Test, env: Record<string, string> = {}) {
-  const smtp = await startSmtp(t)
-  const app = await build(t, { ...smtp.env, ...env })
-  const email = uniqueEmail('verify')
-  const res = await register(app, email)
-  if (res.statusCode !== 201) throw new Error(`register: ${res.statusCode} ${res.body}`)
-  const token = tokenOf(await mailFor(smtp, email, SUBJECTS.verify))
-  return { app, smtp, email, token }
-}
+t.test('POST /auth/forgot-password', async (t) => {
+  t.test('answers the same for known and unknown addresses; only the known one gets a link', async (t) => {
+    const { app, smtp } = await appWithMail(t, {}) // default throttle: the verification mail must not hold back the reset mail
+    const { email, token: session } = await signUp(app)
+    const hashBefore = (await userDoc(app, email))!.password_hash
+    const unknown = uniqueEmail('unknown')
 
-async function isVerified (app: Awaited<ReturnType<typeof build>>, email: string) {
-  return (await userDoc(app, email))?.is_verified
-}
+    const known = await post(app, '/auth/forgot-password', { email: email.toUpperCase() })
+    const stranger = await post(app, '/auth/forgot-password', { email: unknown })
+    t.equal(known.statusCode, 200)
+    t.equal(stranger.statusCode, 200)
+    t.strictSame(known.json(), { detail: RESET_DETAIL })
+    t.strictSame(stranger.json(), known.json(), 'identical answers')
 
-t.test('GET /auth/verify/{token}', async (t) => {
-  t.test('verifies the address once and keeps answering 200 for the same link', async (t) => {
-    const { app, smtp, email, token } = await registered(t)
-    t.equal(await isVerified(app, email), false)
+    const mail = await mailFor(smtp, email, SUBJECTS.reset)
+    t.match(mail.link, /^http:\/\/localhost:3000\/auth\/reset-password\/[A-Za-z0-9_-]{43,}$/)
+    t.ok(mail.html.includes(mail.link!), 'the HTML part carries the same link')
 
-    const first = await app.inject({ url: `/auth/verify/${token}` })
-    t.equal(first.statusCode, 200)
-    t.strictSame(first.json(), { detail: 'Email verified successfully' })
-    t.equal(await isVerified(app, email), true)
-    const bearer = await login(app, email)
-    t.equal((await me(app, bearer)).json().is_verified, true, '/users/me shows it')
-    const success = await mailFor(smtp, email, SUBJECTS.verified)
-    t.notOk(success.link, 'the success mail carries no link')
+    t.equal((await userDoc(app, email))!.password_hash, hashBefore, 'the password is not touched')
+    t.equal((await loginForm(app, email, PASSWORD)).statusCode, 200, 'the password still works')
+    t.equal((await me(app, session)).statusCode, 200, 'sessions stay')
 
-    const again = await app.inject({ url: `/auth/verify/${token}/` })
-    t.equal(again.statusCode, 200, 'the same link again (trailing slash too)')
-    t.strictSame(again.json(), { detail: 'Email verified successfully' })
-    const viaPost = await post(app, '/auth/verify', { token })
-    t.equal(viaPost.statusCode, 200, 'and through POST')
+    // The same work for both: each request recorded an entry; the worker found no account for one.
+    const strangers = await outbox(db(app)).find({ to: unknown }).toArray()
+    t.equal(strangers.length, 1, 'the unknown address got an outbox entry too')
+    const skipped = await entryWhen(db(app), unknown, (e) => e.status !== 'pending' && e.status !== 'sending', 10_000, 'the unknown address\'s entry')
+    t.equal(skipped.status, 'skipped', 'no account needs it: skipped')
+    t.notOk(skipped.link ?? skipped.text, 'no link was made for it')
+    t.equal((await outbox(db(app)).findOne({ to: email, kind: 'reset-password' }))?.status, 'sent')
 
-    const mails = await allMailsAfterClose(app, smtp, email)
-    t.strictSame(mails.map((m) => m.subject), [SUBJECTS.verify, SUBJECTS.verified], 'one success mail, not three')
+    const again = await post(app, '/auth/forgot-password', { email })
+    t.strictSame(again.json(), { detail: RESET_DETAIL }, 'a throttled request answers the same')
+    const mails = await allMailsAfterClose(app, smtp)
+    t.equal(mails.filter((m) => m.to === unknown).length, 0, 'nothing to the unknown address')
+    t.strictSame(mails.filter((m) => m.to === email).map((m) => m.subject), [SUBJECTS.verify, SUBJECTS.reset],
+      'one reset mail per throttle window')
   })
 
-  t.test('refuses unknown, expired and wrong-purpose tokens', async (t) => {
-    const { app, smtp, email, token } = await registered(t)
-    const invalid = { detail: 'Invalid or expired verification token', status: 400 }
-
-    const unknown = await app.inject({ url: `/auth/verify/${'A'.repeat(43)}` })
-    t.equal(unknown.statusCode, 400, 'unknown token')
-    t.match(unknown.json(), invalid)
-    t.match(unknown.headers['content-type'], /^application\/problem\+json/)
-
-    t.equal((await post(app, '/auth/forgot-password', { email })).statusCode, 200)
-    const resetToken = tokenOf(await mailFor(smtp, email, SUBJECTS.reset))
-    const wrongPurpose = await app.inject({ url: `/auth/verify/${resetToken}` })
-    t.equal(wrongPurpose.statusCode, 400, 'a reset token is not a verification token')
-    t.match(wrongPurpose.json(), invalid)
-
-    const user = await userDoc(app, email)
-    await db(app).collection('one_time_tokens').updateMany(
-      { user_id: user!._id, purpose: 'verify-email' },
-      { $set: { expires_at: new Date(Date.now() - 1000) } }
-    )
-    const expired = await app.inject({ url: `/auth/verify/${token}` })
-    t.equal(expired.statusCode, 400, 'an expired token')
-    t.match(expired.json(), invalid)
-    t.equal(await isVerified(app, email), false, 'nothing was verified')
-
-    const resetStillWorks = await post(app, `/auth/reset-password/${resetToken}`, { new_password: 'a brand new password' })
-    t.equal(resetStillWorks.statusCode, 200, 'trying it at verify did not use up the reset token')
+  t.test('takes the address as the original\'s query parameter, without a body', async (t) => {
+    const { app, smtp } = await appWithMail(t, { FRONTEND_URL: 'https://chat.example.org' })
+    const { email } = await signUp(app)
+    const res = await post(app, `/auth/forgot-password?email=${encodeURIComponent(email)}`)
+    t.equal(res.statusCode, 200, res.body)
+    t.strictSame(res.json(), { detail: RESET_DETAIL })
+    const mail = await mailFor(smtp, email, SUBJECTS.reset)
+    t.match(mail.link, /^https:\/\/chat\.example\.org\/auth\/reset-password\/[A-Za-z0-9_-]+$/)
   })
-})
 
-t.test('POST /auth/verify', async (t) => {
-  t.test('takes the token in the body', async (t) => {
-    const { app, smtp, email, token } = await registered(t)
-    const res = await post(app, '/auth/verify', { token })
-    t.equal(res.statusCode, 200)
-    t.strictSame(res.json(), { detail: 'Email verified successfully' })
-    t.equal(await isVerified(app, email), true)
-    await mailFor(smtp, email, SUBJECTS.verified)
-
-    const unknown = await post(app, '/auth/verify', { token: 'no-such-token' })
-    t.equal(unknown.statusCode, 400)
-    t.equal(unknown.json().detail, 'Invalid or expired verification token')
-    t.equal((await post(app, '/auth/verify', {})).statusCode, 422, 'missing token')
-    t.equal((await post(app, '/auth/verify', { token: { $ne: null } })).statusCode, 422, 'an operator object')
+  t.test('a missing or invalid address is a 422', async (t) => {
+    const app = await build(t)
+    t.equal((await post(app, '/auth/forgot-password', {})).statusCode, 422)
+    t.equal((await post(app, '/auth/forgot-password', { email: 'nope' })).statusCode, 422)
+    t.equal((await post(app, '/auth/forgot-password', { email: { $ne: null } })).statusCode, 422)
   })
 })
 

@@ -1,45 +1,9 @@
-import { createHmac, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import t from 'tap'
-import type { Test } from 'tap'
-import type { LightMyRequestResponse } from 'fastify'
-import { build, signUp, TEST_SECRET } from '../helper.js'
-
-const ISSUER = 'chat-auth-api'
-
-function base64url (value: unknown): string {
-  return Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url')
-}
-
-/** A JWT made by hand, so every part of it (header, claims, algorithm, key) can be wrong on purpose. */
-function forgeToken (header: Record<string, unknown>, claims: Record<string, unknown>, secret: string | Buffer = TEST_SECRET, hash = 'sha256') {
-  const signingInput = `${base64url(header)}.${base64url(claims)}`
-  const signature = createHmac(hash, secret).update(signingInput).digest('base64url')
-  return `${signingInput}.${signature}`
-}
-
-/** The claims of a real access token (its `sub` and `sid` name a live session). */
-function claimsOf (token: string): { sub: string, sid: string } {
-  return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8'))
-}
-
-const validHeader = { alg: 'HS256', typ: 'at+jwt' }
-
-function validClaims (sub: string, sid: string) {
-  const now = Math.floor(Date.now() / 1000)
-  return { sub, sid, iss: ISSUER, aud: ISSUER, iat: now, exp: now + 600 }
-}
-
-function assertProblem (t: Test, res: LightMyRequestResponse, status: number, detail: string) {
-  t.equal(res.statusCode, status, 'status')
-  t.match(res.headers['content-type'], /^application\/problem\+json/, 'problem+json')
-  const body = res.json()
-  t.same(Object.keys(body).sort(), ['detail', 'request_id', 'status', 'title', 'type'], 'problem fields')
-  t.equal(body.status, status)
-  t.equal(body.detail, detail)
-  t.equal(typeof body.title, 'string')
-  t.equal(typeof body.type, 'string')
-  t.equal(body.request_id, res.headers['x-request-id'], 'request_id matches the x-request-id header')
-}
+import { build, db, TEST_SECRET } from '../../support/app.js'
+import { assertProblem } from '../../support/problems.js'
+import { base64url, claimsOf, hmacToken, validClaims, validHeader } from '../../support/tokens.js'
+import { loginJson, PASSWORD, signUp } from '../../support/users.js'
 
 t.test('GET /users/me returns exactly the User of the token', async (t) => {
   const app = await build(t)
@@ -87,7 +51,7 @@ t.test('a hand-forged token with the right secret and claims is accepted (so the
   const app = await build(t)
   const alice = await signUp(app)
   const { sub, sid } = claimsOf(alice.token)
-  const token = forgeToken(validHeader, validClaims(sub, sid))
+  const token = hmacToken(validHeader, validClaims(sub, sid))
   const res = await app.inject({ url: '/users/me', headers: { authorization: `Bearer ${token}` } })
   t.equal(res.statusCode, 200)
   t.equal(res.json().id, alice.user.id)
@@ -103,15 +67,15 @@ t.test('GET /users/me with a bad, expired or forged token is "Could not validate
   const cases: Record<string, string> = {
     'garbage token': 'not-a-jwt',
     'three garbage parts': 'aaa.bbb.ccc',
-    'expired token': forgeToken(validHeader, { ...validClaims(sub, sid), iat: now - 7200, exp: now - 3600 }),
-    'token signed with another secret': forgeToken(validHeader, validClaims(sub, sid), 'another-secret-that-is-long-enough-0123456789'),
+    'expired token': hmacToken(validHeader, { ...validClaims(sub, sid), iat: now - 7200, exp: now - 3600 }),
+    'token signed with another secret': hmacToken(validHeader, validClaims(sub, sid), 'another-secret-that-is-long-enough-0123456789'),
     'alg none token': `${base64url({ alg: 'none', typ: 'at+jwt' })}.${base64url(validClaims(sub, sid))}.`,
-    'HS512 token with the right secret': forgeToken({ alg: 'HS512', typ: 'at+jwt' }, validClaims(sub, sid), TEST_SECRET, 'sha512'),
-    'wrong iss': forgeToken(validHeader, { ...validClaims(sub, sid), iss: 'someone-else' }),
-    'wrong aud': forgeToken(validHeader, { ...validClaims(sub, sid), aud: 'someone-else' }),
-    'wrong typ': forgeToken({ alg: 'HS256', typ: 'JWT' }, validClaims(sub, sid)),
-    'no sid claim': forgeToken(validHeader, { ...validClaims(sub, sid), sid: undefined }),
-    'attacker jwk header': forgeToken(
+    'HS512 token with the right secret': hmacToken({ alg: 'HS512', typ: 'at+jwt' }, validClaims(sub, sid), TEST_SECRET, 'sha512'),
+    'wrong iss': hmacToken(validHeader, { ...validClaims(sub, sid), iss: 'someone-else' }),
+    'wrong aud': hmacToken(validHeader, { ...validClaims(sub, sid), aud: 'someone-else' }),
+    'wrong typ': hmacToken({ alg: 'HS256', typ: 'JWT' }, validClaims(sub, sid)),
+    'no sid claim': hmacToken(validHeader, { ...validClaims(sub, sid), sid: undefined }),
+    'attacker jwk header': hmacToken(
       { ...validHeader, jwk: { kty: 'oct', k: attackerSecret.toString('base64url') } },
       validClaims(sub, sid),
       attackerSecret
@@ -120,7 +84,7 @@ t.test('GET /users/me with a bad, expired or forged token is "Could not validate
       const [header, , signature] = alice.token.split('.')
       return `${header}.${base64url({ ...claimsOf(alice.token), sub: '000000000000000000000000' })}.${signature}`
     })(),
-    'unknown session': forgeToken(validHeader, validClaims(sub, '000000000000000000000000')),
+    'unknown session': hmacToken(validHeader, validClaims(sub, '000000000000000000000000')),
     'a real token with another word after it': `${alice.token} more`
   }
 
@@ -134,4 +98,28 @@ t.test('GET /users/me with a bad, expired or forged token is "Could not validate
   }
 
   t.equal((await app.inject({ url: '/users/me', headers: alice.headers })).statusCode, 200, 'the real token still works')
+})
+
+t.test('DELETE /users/me needs the password and deletes everything of the user', async (t) => {
+  const app = await build(t)
+  const { email, headers } = await signUp(app)
+  await app.inject({ method: 'POST', url: '/chat/', headers, payload: { title: 'mine', messages: [{ role: 'user', content: 'hi' }] } })
+  const other = await signUp(app)
+  await app.inject({ method: 'POST', url: '/chat/', headers: other.headers, payload: { title: 'theirs' } })
+
+  const wrong = await app.inject({ method: 'DELETE', url: '/users/me', headers, payload: { password: 'not my password' } })
+  t.equal(wrong.statusCode, 401)
+  t.equal(wrong.json().detail, 'Incorrect password')
+
+  const done = await app.inject({ method: 'DELETE', url: '/users/me', headers, payload: { password: PASSWORD } })
+  t.equal(done.statusCode, 204)
+  const database = db(app)
+  t.equal(await database.collection('users').countDocuments({ email }), 0, 'user gone')
+  t.equal(await database.collection('sessions').countDocuments({}), 1, "only the other user's session remains")
+  t.equal(await database.collection('chats').countDocuments({}), 1, "only the other user's chat remains")
+  t.equal(await database.collection('messages').countDocuments({}), 0, 'messages gone')
+  t.equal(await database.collection('one_time_tokens').countDocuments({}), 1, "only the other user's verification token remains")
+  t.equal((await app.inject({ url: '/users/me', headers })).statusCode, 401, 'tokens stop working')
+  t.equal((await loginJson(app, email)).statusCode, 401, 'the account cannot log in')
+  t.equal((await app.inject({ url: '/users/me', headers: other.headers })).statusCode, 200, 'others are untouched')
 })

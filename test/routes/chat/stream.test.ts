@@ -1,25 +1,24 @@
 /**
- * The chat controls beyond the original (API contract section 3, "Beyond"), with the built-in demo
- * assistant and its directives: stream events, idempotent sends, stream limits, the time limit,
- * stop, regenerate, message pages, and a chat's system prompt and model.
+ * POST /chat/stream, POST /chat/{id}/stop and POST /chat/{id}/regenerate: the original's stream,
+ * the events around it, idempotent sends, stream limits, the time limit, stop and regenerate, with
+ * the built-in demo assistant and its directives, then with the openai provider against the local
+ * stand-in of the OpenAI protocol.
  */
-import type { AddressInfo } from 'node:net'
-import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { Test } from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import { ObjectId } from 'mongodb'
-import { build, db, login, signUp, type TestApp } from '../helper.js'
-import { until } from '../outbox.js'
-import { assertProblem, assertValidation } from '../problems.js'
-import { named, openSse, parseSse, textEvents, textOf, type Headers, type SseEvent } from '../sse.js'
-import { createChat, stream } from './chat-helpers.js'
+import { build, db, listen, type TestApp } from '../../support/app.js'
+import { chats, createChat, getChat, hex24, messages, settledReply, storedChats, storedMessages, stream, unreachableChats, type Start } from '../../support/chat.js'
+import { openAiApp, USAGE, type UpstreamRequest } from '../../support/openai.js'
+import { assertProblem, assertValidation } from '../../support/problems.js'
+import { hasText, named, openSse, parseSse, replyOf, textEvents, textOf, type Headers, type SseEvent } from '../../support/sse.js'
+import { until } from '../../support/until.js'
+import { login, signUp } from '../../support/users.js'
 
-const hex24 = /^[0-9a-f]{24}$/
 const SLOW_ERROR = 'The reply took too long and was stopped'
 
 interface Done { chat_id: string, message_id: string, status: string }
-interface Start { chat_id: string, message_id: string }
 
 /**
  * The shape every finished stream has: `start` first, text events, at most one `error`, `done` last,
@@ -56,40 +55,15 @@ async function stop (app: TestApp, headers: Headers, chatId: string) {
   return await app.inject({ method: 'POST', url: `/chat/${chatId}/stop`, headers })
 }
 
-async function getChat (app: TestApp, headers: Headers, chatId: string) {
-  const res = await app.inject({ url: `/chat/${chatId}`, headers })
-  if (res.statusCode !== 200) throw new Error(`get failed: ${res.statusCode} ${res.body}`)
-  return res.json() as { messages: Array<{ id: string, role: string, content: string, status?: string }> } & Record<string, unknown>
-}
-
-const messages = (app: TestApp) => db(app).collection('messages')
-const chats = (app: TestApp) => db(app).collection('chats')
 /** The user's held stream slots (claims under `stream-slot:{user}:{n}`). */
 const slotsOf = (app: TestApp, userId: string) =>
   db(app).collection<{ _id: string }>('claims').countDocuments({ _id: { $regex: `^stream-slot:${userId}:` } })
-
-async function storedMessages (app: TestApp, chatId: string) {
-  return await messages(app).find({ chat_id: new ObjectId(chatId) }).sort({ seq: 1 }).toArray()
-}
 
 async function countOf (app: TestApp, userId: string) {
   const owner = new ObjectId(userId)
   return { chats: await chats(app).countDocuments({ user_id: owner }), messages: await messages(app).countDocuments({ user_id: owner }) }
 }
 
-/** The stored reply once it is no longer `streaming` (bounded wait). */
-async function settledReply (app: TestApp, replyId: string) {
-  return await until(() => messages(app).findOne({ _id: new ObjectId(replyId), status: { $ne: 'streaming' } }), 5000, `reply ${replyId} to end`)
-}
-
-/** The app on a real port (listening once, however often asked). */
-async function listen (app: TestApp) {
-  if (!app.server.listening) await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as AddressInfo
-  return `http://127.0.0.1:${port}`
-}
-
-const hasText = (count: number) => (events: SseEvent[]) => textEvents(events).length >= count
 const hasDone = (events: SseEvent[]) => events.some((e) => e.event === 'done')
 
 /** Opens a `[slow]` stream (one word a second) and waits for its first word; closed when `t` ends. */
@@ -101,15 +75,204 @@ async function openSlow (t: Test, base: string, headers: Headers, payload: Recor
   return { live, start: events[0]!.data as Start }
 }
 
-/** Retries `attempt` until it answers `status` (bounded), returning that answer or the last one. */
-async function eventually (attempt: () => Promise<LightMyRequestResponse>, status: number, tries = 50) {
-  let res = await attempt()
-  for (let i = 1; i < tries && res.statusCode !== status; i++) {
-    await sleep(100)
-    res = await attempt()
-  }
-  return res
+/** Retries `attempt` until it answers `status` (for at most 5 s), returning that answer. */
+async function answered (attempt: () => Promise<LightMyRequestResponse>, status: number) {
+  return await until(async () => {
+    const res = await attempt()
+    return res.statusCode === status && res
+  }, 5000, `an answer ${status}`)
 }
+
+/** Events with their data as objects, as these tests read them. */
+type Event = { event?: string, data: Record<string, unknown> }
+const parseEvents = (body: string) => parseSse(body) as Event[]
+
+async function storedReply (app: TestApp, id: unknown) {
+  return await db(app).collection('messages').findOne({ _id: new ObjectId(String(id)) })
+}
+
+t.test('POST /chat/stream starts a new chat and streams the reply', async (t) => {
+  const app = await build(t)
+  const alice = await signUp(app)
+
+  const res = await stream(app, alice.headers, { message: 'Hello there' })
+  t.equal(res.statusCode, 200)
+  t.match(res.headers['content-type'], /^text\/event-stream/)
+  t.match(res.headers['cache-control'], /no-cache/)
+  t.equal(res.headers['x-accel-buffering'], 'no')
+
+  const events = parseSse(res.body)
+  const pieces = textEvents(events)
+  t.ok(pieces.length > 0, 'events arrived')
+  t.same(pieces.map((p) => Object.keys(p).sort()), pieces.map(() => ['chat_id', 'text']), 'each event is exactly { text, chat_id }')
+  t.notOk(events.some((e) => e.event === 'error'), 'no error event')
+  const chatId = pieces[0]!.chat_id
+  t.match(chatId, hex24)
+  t.ok(pieces.every((p) => p.chat_id === chatId), 'every event names the same chat')
+  t.ok(pieces.every((p) => typeof p.text === 'string' && /^\S+ $/.test(p.text)), 'one word and a space per event, as the original')
+
+  const reply = pieces.map((p) => p.text).join('')
+  const words = reply.trim().split(/\s+/)
+  t.ok(words.length >= 20 && words.length <= 40, `the demo reply is 20 to 40 words (got ${words.length})`)
+
+  const chats = await storedChats(app, alice.user.id)
+  t.equal(chats.length, 1, 'one chat created')
+  t.equal(chats[0]!._id.toHexString(), chatId)
+  t.equal(chats[0]!.title, 'Hello there', 'a short message is the whole title')
+
+  const stored = await storedMessages(app, { chat_id: new ObjectId(chatId) })
+  t.same(stored.map((m) => m.role), ['user', 'assistant'], 'user message, then the reply')
+  t.equal(stored[0]!.content, 'Hello there')
+  t.equal(stored[1]!.content, reply, 'the stored reply is exactly what was streamed')
+  t.equal(stored[1]!.status, 'complete')
+
+  const got = (await app.inject({ url: `/chat/${chatId}`, headers: alice.headers })).json()
+  t.same(got.messages.map((m: { role: string, content: string, status?: string }) => [m.role, m.content, m.status]),
+    [['user', 'Hello there', undefined], ['assistant', reply, 'complete']], 'GET shows both messages')
+})
+
+t.test('POST /chat/stream titles a new chat from the start of a long message', async (t) => {
+  const app = await build(t)
+  const alice = await signUp(app)
+
+  const long = 'Could you explain how the Roman republic slowly turned into an empire over the first century BC?'
+  const res = await stream(app, alice.headers, { message: long })
+  t.equal(res.statusCode, 200)
+  const title = (await storedChats(app, alice.user.id))[0]!.title as string
+  t.equal(title, 'Could you explain how the Roman republic slowly turned into', 'cut at the last word boundary within 60 characters')
+  t.ok(title.length <= 60)
+  t.ok(long.startsWith(title) && long[title.length] === ' ', 'ends at a word boundary')
+
+  const oneWord = 'x'.repeat(100)
+  await stream(app, alice.headers, { message: oneWord })
+  const titles = (await storedChats(app, alice.user.id)).map((c) => c.title)
+  t.ok(titles.includes('x'.repeat(60)), 'a single long word is cut at 60 characters')
+})
+
+t.test('POST /chat/stream with chat_id continues that chat', async (t) => {
+  const app = await build(t)
+  const alice = await signUp(app)
+
+  const first = await stream(app, alice.headers, { message: 'First question' })
+  const chatId = textEvents(parseSse(first.body))[0]!.chat_id
+  const firstReply = replyOf(first.body)
+
+  const second = await stream(app, alice.headers, { message: 'A follow-up', chat_id: chatId })
+  t.equal(second.statusCode, 200)
+  const pieces = textEvents(parseSse(second.body))
+  t.ok(pieces.length > 0)
+  t.ok(pieces.every((p) => p.chat_id === chatId), 'events name the continued chat')
+  const secondReply = replyOf(second.body)
+
+  const chats = await storedChats(app, alice.user.id)
+  t.equal(chats.length, 1, 'no new chat')
+  t.equal(chats[0]!.title, 'First question', 'the title stays')
+
+  const got = (await app.inject({ url: `/chat/${chatId}`, headers: alice.headers })).json()
+  t.same(got.messages.map((m: { role: string, content: string }) => [m.role, m.content]), [
+    ['user', 'First question'], ['assistant', firstReply], ['user', 'A follow-up'], ['assistant', secondReply]
+  ], 'appended in order')
+
+  // A chat made with POST /chat/ can be continued too.
+  const made = await createChat(app, alice.headers, { title: 'Made', messages: [{ role: 'user', content: 'earlier' }] })
+  const third = await stream(app, alice.headers, { message: 'later', chat_id: made.id })
+  t.equal(third.statusCode, 200)
+  const madeMessages = await storedMessages(app, { chat_id: new ObjectId(made.id) })
+  t.same(madeMessages.map((m) => [m.role, m.content]), [['user', 'earlier'], ['user', 'later'], ['assistant', replyOf(third.body)]])
+})
+
+t.test('POST /chat/stream to a chat the caller cannot see is 404 before any stream, and stores nothing', async (t) => {
+  const app = await build(t)
+  const alice = await signUp(app)
+  const mallory = await signUp(app)
+  const chat = await createChat(app, alice.headers, { title: 'Private', messages: [{ role: 'user', content: 'secret' }] })
+
+  for (const [name, id, headers] of unreachableChats(chat.id, alice.headers, mallory.headers)) {
+    await t.test(name, async (t) => {
+      const res = await stream(app, headers, { message: 'let me in', chat_id: id })
+      assertProblem(t, res, 404, 'Chat not found')
+      t.notMatch(res.headers['content-type'], /event-stream/, 'no stream')
+    })
+  }
+
+  t.equal(await db(app).collection('chats').countDocuments({}), 1, 'no chat created')
+  t.equal(await db(app).collection('messages').countDocuments({}), 1, 'no message stored')
+  t.same(await storedChats(app, mallory.user.id), [])
+})
+
+t.test('POST /chat/stream validation: 422 and nothing stored', async (t) => {
+  const app = await build(t)
+  const alice = await signUp(app)
+
+  const cases: Array<[string, unknown, Array<string | number>]> = [
+    ['empty message', { message: '' }, ['body', 'message']],
+    ['message over 32000 characters', { message: 'a'.repeat(32_001) }, ['body', 'message']],
+    ['missing message', {}, ['body', 'message']],
+    ['number as message', { message: 5 }, ['body', 'message']],
+    ['operator object as message', { message: { $gt: '' } }, ['body', 'message']],
+    ['operator object as chat_id', { message: 'hi', chat_id: { $ne: null } }, ['body', 'chat_id']]
+  ]
+  for (const [name, payload, loc] of cases) {
+    await t.test(name, async (t) => {
+      const res = await stream(app, alice.headers, payload as Record<string, unknown>)
+      assertValidation(t, res, loc)
+    })
+  }
+  t.equal(await db(app).collection('chats').countDocuments({}), 0, 'no chat created')
+  t.equal(await db(app).collection('messages').countDocuments({}), 0, 'no message stored')
+
+  const longest = await stream(app, alice.headers, { message: 'a'.repeat(32_000) })
+  t.equal(longest.statusCode, 200, 'exactly 32000 characters is fine')
+  t.equal((await storedMessages(app, { role: 'user' }))[0]?.content.length, 32_000)
+})
+
+t.test('the stream response carries the CORS headers set by hooks', async (t) => {
+  const app = await build(t)
+  const alice = await signUp(app)
+  const res = await stream(app, { ...alice.headers, origin: 'http://localhost:3000' }, { message: 'cors?' })
+  t.equal(res.statusCode, 200)
+  t.equal(res.headers['access-control-allow-origin'], '*')
+  t.match(res.headers['x-request-id'], /\S/, 'request id header present too')
+  t.match(res.headers['content-type'], /^text\/event-stream/)
+})
+
+t.test('a client that disconnects mid-stream leaves an interrupted reply with what was sent', async (t) => {
+  const app = await build(t, { ASSISTANT_WORD_DELAY_MS: '30' })
+  const alice = await signUp(app)
+  const base = await listen(app)
+
+  const live = await openSse(`${base}/chat/stream`, alice.headers, { message: 'Tell me a long story' })
+  const received = await live.until(hasText(3))
+  live.close()
+  t.equal(live.status, 200)
+  t.match(live.headers['content-type'], /^text\/event-stream/)
+  const pieces = textEvents(received).slice(0, 3)
+  t.equal(pieces.length, 3)
+  const chatId = pieces[0]!.chat_id
+  const seen = pieces.map((p) => p.text).join('')
+
+  const reply = await until(() => db(app).collection('messages').findOne({ chat_id: new ObjectId(chatId), role: 'assistant', status: { $ne: 'streaming' } }),
+    5000, 'the reply to end')
+  t.equal(reply?.status, 'interrupted', 'the reply is stored as interrupted')
+  t.ok(typeof reply?.content === 'string' && reply.content.startsWith(seen), 'it keeps at least everything the client received')
+
+  const got = (await app.inject({ url: `/chat/${chatId}`, headers: alice.headers })).json()
+  t.same(got.messages.map((m: { role: string, status?: string }) => [m.role, m.status]), [['user', undefined], ['assistant', 'interrupted']],
+    'GET shows the user message and the interrupted reply')
+  t.equal(got.messages[0].content, 'Tell me a long story')
+})
+
+t.test('concurrent sends to one chat all succeed and keep every message, in distinct positions', async (t) => {
+  const app = await build(t, { MAX_STREAMS_PER_USER: '6' })
+  const { headers } = await signUp(app)
+  const chat = await createChat(app, headers, { title: 'busy' })
+  const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => stream(app, headers, { message: `message ${i}`, chat_id: chat.id })))
+  t.same(answers.map((a) => a.statusCode), Array(6).fill(200), 'every send answered 200')
+  const stored = await db(app).collection('messages').find({ chat_id: new ObjectId(chat.id) }).toArray()
+  t.equal(stored.length, 12, 'six user messages and six replies')
+  t.equal(new Set(stored.map((m) => m.seq)).size, 12, 'no two share a position')
+  t.equal(stored.filter((m) => m.status === 'complete').length, 6, 'every reply complete')
+})
 
 t.test('stream events: start, text, done sent once the reply is stored; the demo directives', async (t) => {
   const app = await build(t, { ASSISTANT_WORD_DELAY_MS: '0' })
@@ -350,7 +513,7 @@ t.test('MAX_STREAMS_PER_USER: a fourth live stream of a user is 429 and stores n
   const stopped = await open[0]!.live.ended
   t.equal(named<Done>(stopped.events, 'done')[0]?.status, 'interrupted')
 
-  const again = await eventually(() => stream(app, alice.headers, { message: 'room again' }), 200)
+  const again = await answered(() => stream(app, alice.headers, { message: 'room again' }), 200)
   t.equal(again.statusCode, 200, 'the user can stream again')
   for (const { start } of open) t.equal((await settledReply(app, start.message_id))?.status, 'interrupted', 'the open streams were stored interrupted')
   t.ok(await until(async () => await slotsOf(app, alice.user.id) === 0, 5000, 'the slots to be given back'), 'and their slots given back')
@@ -372,7 +535,7 @@ t.test('MAX_LIVE_STREAMS: one more stream than an instance allows is 503 with Re
   t.same(await countOf(app, bob.user.id), { chats: 0, messages: 0 }, 'nothing stored for bob')
 
   live.close()
-  const later = await eventually(() => stream(app, bob.headers, { message: 'room now' }), 200)
+  const later = await answered(() => stream(app, bob.headers, { message: 'room now' }), 200)
   t.equal(later.statusCode, 200, 'once the open stream ends, the instance streams again')
 
   const atOnce = await Promise.all([alice, bob].map((user) => stream(app, user.headers, { message: 'both at the same moment' })))
@@ -546,164 +709,188 @@ t.test('POST /chat/{id}/regenerate', async (t) => {
   })
 })
 
-t.test('GET /chat/{id}/messages pages a chat, newest page first', async (t) => {
-  const app = await build(t)
+t.test('openai provider: streams the deltas, sends the context and stores text and usage', async (t) => {
+  const { upstream, app } = await openAiApp(t)
   const alice = await signUp(app)
-  const mallory = await signUp(app)
-  const seven = Array.from({ length: 7 }, (_, i) => ({ role: i % 2 === 0 ? 'user' : 'assistant', content: String(i + 1) }))
-  const chat = await createChat(app, alice.headers, { messages: seven })
-  const ids = (chat.messages as Array<{ id: string }>).map((m) => m.id)
-  const page = async (query: string, headers = alice.headers, chatId = chat.id) =>
-    await app.inject({ url: `/chat/${chatId}/messages${query}`, headers })
-
-  await t.test('limit 3: [5,6,7], [2,3,4], [1]', async (t) => {
-    const first = await page('?limit=3')
-    t.equal(first.statusCode, 200)
-    const one = first.json()
-    t.same(Object.keys(one).sort(), ['messages', 'next_before'])
-    t.same(one.messages, chat.messages.slice(4), 'the newest three, in order, as GET /chat/{id} shows them')
-    t.equal(one.next_before, ids[4], 'next_before is the first message of the page')
-
-    const two = (await page(`?before=${one.next_before}&limit=3`)).json()
-    t.same(two.messages.map((m: { content: string }) => m.content), ['2', '3', '4'])
-    t.equal(two.next_before, ids[1])
-
-    const three = (await page(`?before=${two.next_before}&limit=3`)).json()
-    t.same(three.messages.map((m: { content: string }) => m.content), ['1'])
-    t.equal(three.next_before, null, 'null on the first page of the chat')
-  })
-
-  await t.test('page boundaries and the whole chat', async (t) => {
-    t.same((await page('?limit=7')).json(), { messages: chat.messages, next_before: null }, 'exactly the whole chat: no next page')
-    const six = (await page('?limit=6')).json()
-    t.same([six.messages.length, six.next_before], [6, ids[1]])
-    t.same((await page(`?before=${ids[1]}&limit=6`)).json(), { messages: chat.messages.slice(0, 1), next_before: null })
-    t.same((await page(`?before=${ids[0]}`)).json(), { messages: [], next_before: null }, 'nothing before the first message')
-    t.same((await page('')).json(), { messages: chat.messages, next_before: null }, 'no query: the whole short chat')
-    const empty = await createChat(app, alice.headers)
-    t.same((await page('', alice.headers, empty.id)).json(), { messages: [], next_before: null }, 'an empty chat')
-  })
-
-  await t.test('the default limit is 50', async (t) => {
-    const long = await createChat(app, alice.headers, { messages: Array.from({ length: 55 }, (_, i) => ({ role: 'user', content: `m${i + 1}` })) })
-    const res = (await page('', alice.headers, long.id)).json()
-    t.equal(res.messages.length, 50)
-    t.equal(res.messages[0].content, 'm6')
-    t.equal(res.messages.at(-1).content, 'm55')
-    t.equal(res.next_before, long.messages[5].id)
-    const rest = (await page(`?before=${res.next_before}`, alice.headers, long.id)).json()
-    t.same(rest.messages.map((m: { content: string }) => m.content), ['m1', 'm2', 'm3', 'm4', 'm5'])
-    t.equal(rest.next_before, null)
-  })
-
-  await t.test('bad before, bad limit, and chats that are not the caller\'s', async (t) => {
-    assertProblem(t, await page(`?before=${new ObjectId().toHexString()}`), 404, 'Message not found')
-    const elsewhere = await createChat(app, alice.headers, { messages: [{ role: 'user', content: 'other chat' }] })
-    assertProblem(t, await page(`?before=${elsewhere.messages[0].id}`), 404, 'Message not found')
-    assertValidation(t, await page('?before=abc'), ['query', 'before'])
-    assertValidation(t, await page('?limit=0'), ['query', 'limit'])
-    assertValidation(t, await page('?limit=101'), ['query', 'limit'])
-    t.equal((await page('?limit=100')).statusCode, 200, 'limit 100 is allowed')
-    for (const [chatId, headers] of [[chat.id, mallory.headers], [new ObjectId().toHexString(), alice.headers], ['abc', alice.headers]] as const) {
-      const res = await page('?limit=3', headers, chatId)
-      assertProblem(t, res, 404, 'Chat not found')
-      t.notMatch(res.body, /"content"/, 'no message leaks')
-    }
-  })
-})
-
-t.test('system_prompt and model on a chat', async (t) => {
-  const app = await build(t)
-  const alice = await signUp(app)
-  const storedChat = async (id: string) => await chats(app).findOne({ _id: new ObjectId(id) })
-  const listItem = async (id: string) => (await app.inject({ url: '/chat/', headers: alice.headers })).json().find((c: { id: string }) => c.id === id)
-
-  await t.test('set on create, shown in the chat and the list; null when unset', async (t) => {
-    const chat = await createChat(app, alice.headers, { title: 'Tuned', system_prompt: 'Answer in French.', model: 'gpt-test' })
-    t.same([chat.title, chat.system_prompt, chat.model], ['Tuned', 'Answer in French.', 'gpt-test'])
-    const got = await getChat(app, alice.headers, chat.id)
-    t.same([got.system_prompt, got.model], ['Answer in French.', 'gpt-test'], 'GET shows them')
-    const item = await listItem(chat.id)
-    t.same([item.system_prompt, item.model], ['Answer in French.', 'gpt-test'], 'the list shows them')
-    const stored = await storedChat(chat.id)
-    t.same([stored?.system_prompt, stored?.model], ['Answer in French.', 'gpt-test'], 'stored')
-
-    const plain = await createChat(app, alice.headers, { title: 'Plain' })
-    t.same([plain.system_prompt, plain.model], [null, null])
-    const plainItem = await listItem(plain.id)
-    t.same([plainItem.system_prompt, plainItem.model], [null, null])
-    const streamed = await stream(app, alice.headers, { message: 'a streamed chat' })
-    const streamedId = (parseSse(streamed.body)[0]!.data as Start).chat_id
-    const streamedChat = await getChat(app, alice.headers, streamedId)
-    t.same([streamedChat.system_prompt, streamedChat.model], [null, null], 'a chat started by streaming has neither')
-  })
-
-  await t.test('PUT sets one field and keeps the others; null clears', async (t) => {
-    const chat = await createChat(app, alice.headers, { title: 'Keep me', model: 'gpt-test' })
-    let res = await app.inject({ method: 'PUT', url: `/chat/${chat.id}`, headers: alice.headers, payload: { system_prompt: 'Be brief.' } })
-    t.equal(res.statusCode, 200)
-    t.same([res.json().title, res.json().system_prompt, res.json().model], ['Keep me', 'Be brief.', 'gpt-test'], 'title and model kept')
-    t.same([(await storedChat(chat.id))?.title, (await storedChat(chat.id))?.system_prompt], ['Keep me', 'Be brief.'], 'stored')
-
-    res = await app.inject({ method: 'PUT', url: `/chat/${chat.id}`, headers: alice.headers, payload: { model: 'other-model' } })
-    t.same([res.json().title, res.json().system_prompt, res.json().model], ['Keep me', 'Be brief.', 'other-model'])
-
-    res = await app.inject({ method: 'PUT', url: `/chat/${chat.id}`, headers: alice.headers, payload: { system_prompt: null, model: null } })
-    t.equal(res.statusCode, 200)
-    t.same([res.json().title, res.json().system_prompt, res.json().model], ['Keep me', null, null], 'null clears')
-    const item = await listItem(chat.id)
-    t.same([item.title, item.system_prompt, item.model], ['Keep me', null, null], 'the list agrees')
-
-    const longest = await app.inject({ method: 'PUT', url: `/chat/${chat.id}`, headers: alice.headers, payload: { system_prompt: 'p'.repeat(8000), model: 'm'.repeat(200) } })
-    t.equal(longest.statusCode, 200, '8000 and 200 characters are fine')
-  })
-
-  await t.test('too long or empty: 422 and nothing changed', async (t) => {
-    const chat = await createChat(app, alice.headers, { title: 'Fixed', system_prompt: 'Stay.', model: 'gpt-test' })
-    const before = await storedChat(chat.id)
-    const cases: Array<[string, Record<string, unknown>, Array<string | number>]> = [
-      ['system prompt over 8000', { system_prompt: 'p'.repeat(8001) }, ['body', 'system_prompt']],
-      ['empty model', { model: '' }, ['body', 'model']],
-      ['model over 200', { model: 'm'.repeat(201) }, ['body', 'model']],
-      ['a number as system prompt', { system_prompt: 5 }, ['body', 'system_prompt']],
-      ['a valid title with a bad model', { title: 'Changed', model: '' }, ['body', 'model']],
-      ['no field at all', {}, ['body']]
-    ]
-    for (const [name, payload, loc] of cases) {
-      await t.test(name, async (t) => {
-        assertValidation(t, await app.inject({ method: 'PUT', url: `/chat/${chat.id}`, headers: alice.headers, payload }), loc)
-      })
-    }
-    t.same(await storedChat(chat.id), before, 'the chat is unchanged')
-
-    const count = await chats(app).countDocuments({ user_id: new ObjectId(alice.user.id) })
-    assertValidation(t, await app.inject({ method: 'POST', url: '/chat/', headers: alice.headers, payload: { system_prompt: 'p'.repeat(8001) } }), ['body', 'system_prompt'])
-    assertValidation(t, await app.inject({ method: 'POST', url: '/chat/', headers: alice.headers, payload: { model: '' } }), ['body', 'model'])
-    t.equal(await chats(app).countDocuments({ user_id: new ObjectId(alice.user.id) }), count, 'no chat created')
-  })
-})
-
-t.test('PUT /chat/{id} sets only the chat settings: other fields in the body are ignored, never stored', async (t) => {
-  const app = await build(t)
-  const alice = await signUp(app)
-  const bob = await signUp(app)
-  const chat = await createChat(app, alice.headers, { title: 'mine', messages: [{ role: 'user', content: 'hello' }] })
-  const before = await chats(app).findOne({ _id: new ObjectId(chat.id) })
-
-  const res = await app.inject({
-    method: 'PUT',
-    url: `/chat/${chat.id}`,
+  const chat = (await app.inject({
+    method: 'POST',
+    url: '/chat/',
     headers: alice.headers,
-    payload: { title: 'renamed', user_id: bob.user.id, message_count: 0, last_message: null, _id: 'x', created_at: '2000-01-01', extra: { $where: '1' } }
-  })
+    payload: { system_prompt: 'Answer in French.', messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Salut' }] }
+  })).json()
+
+  const res = await stream(app, alice.headers, { message: 'How are you?', chat_id: chat.id })
   t.equal(res.statusCode, 200)
-  t.equal(res.json().title, 'renamed')
-  t.equal(res.json().user_id, alice.user.id, 'still alice\'s')
-  const after = await chats(app).findOne({ _id: new ObjectId(chat.id) })
-  t.equal(after?.user_id.toHexString(), alice.user.id, 'owner unchanged')
-  t.equal(after?.message_count, before?.message_count, 'message count unchanged')
-  t.same(after?.last_message, before?.last_message, 'last message unchanged')
-  t.same(after?.created_at, before?.created_at, 'created_at unchanged')
-  t.notOk(after && 'extra' in after, 'no unknown field stored')
-  t.equal((await app.inject({ url: `/chat/${chat.id}`, headers: bob.headers })).statusCode, 404, 'bob still cannot see it')
+  t.match(res.headers['content-type'], /^text\/event-stream/)
+  const events = parseEvents(res.body)
+  t.equal(events[0]?.event, 'start', 'start comes first')
+  t.equal(textOf(events), 'Hello there!', 'the deltas, in order')
+  t.same(events.filter((e) => e.event === undefined).map((e) => e.data), [
+    { text: 'Hello', chat_id: chat.id }, { text: ' there', chat_id: chat.id }, { text: '!', chat_id: chat.id }
+  ], 'one event per delta, as the original shaped them')
+  const done = events.at(-1)!
+  t.equal(done.event, 'done', 'done comes last')
+  t.same(done.data, { chat_id: chat.id, message_id: events[0]!.data.message_id, status: 'complete' })
+
+  const call = upstream.requests[0]!
+  t.equal(call.headers.authorization, 'Bearer sk-test-secret-key', 'the API key as a bearer token')
+  t.same(call.body.messages, [
+    { role: 'system', content: 'Answer in French.' },
+    { role: 'user', content: 'Hi' },
+    { role: 'assistant', content: 'Salut' },
+    { role: 'user', content: 'How are you?' }
+  ], 'system prompt, then the conversation, then the new message')
+  t.equal(call.body.model, 'gpt-test', 'the default model')
+  t.equal(call.body.stream, true)
+  t.same(call.body.stream_options, { include_usage: true }, 'usage asked for')
+
+  const stored = await storedReply(app, done.data.message_id)
+  t.equal(stored?.content, 'Hello there!')
+  t.equal(stored?.status, 'complete')
+  t.same(stored?.usage, USAGE, 'usage stored')
+  const got = (await app.inject({ url: `/chat/${chat.id}`, headers: alice.headers })).json()
+  t.same(got.messages.at(-1).usage, USAGE, 'and shown on the message')
+  t.notOk(app.logs.text().includes('sk-test-secret-key'), 'the key is in no log line')
+})
+
+t.test('openai provider: the chat\'s model, and no Authorization without a key', async (t) => {
+  const { upstream, app } = await openAiApp(t, { ASSISTANT_API_KEY: '' })
+  const alice = await signUp(app)
+  const chat = (await app.inject({ method: 'POST', url: '/chat/', headers: alice.headers, payload: { model: 'llama3.2' } })).json()
+  t.equal((await stream(app, alice.headers, { message: 'Hi', chat_id: chat.id })).statusCode, 200)
+  t.equal(upstream.requests[0]!.body.model, 'llama3.2')
+  t.equal(upstream.requests[0]!.headers.authorization, undefined)
+
+  const put = await app.inject({ method: 'PUT', url: `/chat/${chat.id}`, headers: alice.headers, payload: { model: null } })
+  t.equal(put.json().model, null)
+  t.equal((await stream(app, alice.headers, { message: 'Again', chat_id: chat.id })).statusCode, 200)
+  t.equal(upstream.requests[1]!.body.model, 'gpt-test', 'cleared: the default again')
+})
+
+t.test('openai provider: context is trimmed from the oldest to ASSISTANT_CONTEXT_CHARS', async (t) => {
+  const { upstream, app } = await openAiApp(t, { ASSISTANT_CONTEXT_CHARS: '100' })
+  const alice = await signUp(app)
+  const messages = ['a', 'b', 'c', 'd', 'e', 'f'].map((c, i) => ({ role: i % 2 ? 'assistant' : 'user', content: c.repeat(20) }))
+  const chat = (await app.inject({ method: 'POST', url: '/chat/', headers: alice.headers, payload: { system_prompt: 'S'.repeat(30), messages } })).json()
+  t.equal((await stream(app, alice.headers, { message: 'N'.repeat(20), chat_id: chat.id })).statusCode, 200)
+  // 100 - 30 (system) - 20 (new) leaves 50: the two newest earlier messages.
+  t.same(upstream.requests[0]!.body.messages.map((m) => m.content), ['S'.repeat(30), 'e'.repeat(20), 'f'.repeat(20), 'N'.repeat(20)])
+
+  const long = 'L'.repeat(500)
+  t.equal((await stream(app, alice.headers, { message: long, chat_id: chat.id })).statusCode, 200)
+  t.same(upstream.requests[1]!.body.messages.map((m) => m.content), ['S'.repeat(30), long], 'the system prompt and the new message always go')
+})
+
+t.test('openai provider: an upstream 500 is a 502 before the stream, and the reply is stored as error', async (t) => {
+  const { upstream, app } = await openAiApp(t)
+  const alice = await signUp(app)
+  upstream.respond(() => ({ status: 500 }))
+  const res = await stream(app, alice.headers, { message: 'Anyone there?' })
+  t.equal(res.statusCode, 502)
+  t.match(res.headers['content-type'], /^application\/problem\+json/)
+  t.equal(res.json().detail, 'The assistant answered HTTP 500')
+  const stored = await db(app).collection('messages').find({ user_id: new ObjectId(alice.user.id) }).sort({ seq: 1 }).toArray()
+  t.same(stored.map((m) => [m.role, m.content, m.status]), [['user', 'Anyone there?', undefined], ['assistant', '', 'error']],
+    'the message is kept, the reply marked error')
+})
+
+t.test('openai provider: unreachable or silent upstreams are 502s within the time limit', async (t) => {
+  const { upstream, app } = await openAiApp(t, { ASSISTANT_TIMEOUT_SECONDS: '1' })
+  const alice = await signUp(app)
+  upstream.respond(() => ({ headersDelayMs: 3000, pieces: ['late'] }))
+  const started = Date.now()
+  const slow = await stream(app, alice.headers, { message: 'Hello?' })
+  t.equal(slow.statusCode, 502)
+  t.equal(slow.json().detail, 'The assistant did not answer within 1 s')
+  t.ok(Date.now() - started < 2500, 'answered at the time limit, not when the upstream woke up')
+
+  const closed = await build(t, { ASSISTANT_PROVIDER: 'openai', ASSISTANT_BASE_URL: 'http://127.0.0.1:9/v1', ASSISTANT_MODEL: 'm' })
+  const bob = await signUp(closed)
+  const refused = await stream(closed, bob.headers, { message: 'Hello?' })
+  t.equal(refused.statusCode, 502)
+  t.equal(refused.json().detail, 'The assistant could not be reached')
+})
+
+t.test('openai provider: a connection dropped mid-stream ends with error, and the partial text is stored', async (t) => {
+  const { upstream, app } = await openAiApp(t)
+  const alice = await signUp(app)
+  upstream.respond(() => ({ pieces: ['One', ' two', ' three', ' four'], pieceDelayMs: 50, dropAfter: 2 }))
+  const res = await stream(app, alice.headers, { message: 'Count' })
+  t.equal(res.statusCode, 200)
+  const events = parseEvents(res.body)
+  t.equal(textOf(events), 'One two')
+  t.same(events.slice(-2).map((e) => e.event), ['error', 'done'])
+  t.same(events.at(-2)!.data, { detail: 'The assistant connection was lost mid-reply' })
+  t.equal(events.at(-1)!.data.status, 'error')
+  const stored = await storedReply(app, events.at(-1)!.data.message_id)
+  t.equal(stored?.content, 'One two', 'what was streamed is kept')
+  t.equal(stored?.status, 'error')
+})
+
+t.test('openai provider: a slow upstream gets pings, and a server without usage is fine', async (t) => {
+  const { upstream, app } = await openAiApp(t, { STREAM_PING_SECONDS: '1' })
+  const alice = await signUp(app)
+  upstream.respond(() => ({ pieces: ['slow', ' answer'], pieceDelayMs: 2200, withoutUsage: true }))
+  const res = await stream(app, alice.headers, { message: 'Take your time' })
+  t.equal(res.statusCode, 200)
+  t.match(res.body, /\n: ping\n\n/, 'a ping comment while waiting')
+  const events = parseEvents(res.body)
+  t.equal(textOf(events), 'slow answer')
+  const stored = await storedReply(app, events.at(-1)!.data.message_id)
+  t.equal(stored?.status, 'complete')
+  t.notOk('usage' in (stored ?? {}), 'no usage reported, none stored')
+})
+
+t.test('openai provider: a client disconnect and a stop abort the upstream request within 2 s', async (t) => {
+  const { upstream, app } = await openAiApp(t)
+  const base = await listen(app)
+  const alice = await signUp(app)
+  const longReply = () => ({ pieces: Array.from({ length: 100 }, (_, i) => ` w${i}`), pieceDelayMs: 200 })
+  upstream.respond(longReply)
+
+  await t.test('disconnect', async (t) => {
+    const live = await openSse(`${base}/chat/stream`, alice.headers, { message: 'Long one' })
+    const events = await live.until((received) => textOf(received).length > 0) as Event[]
+    const call = upstream.requests.at(-1)!
+    live.close()
+    const leftAt = Date.now()
+    const aborted = await until(() => call.abortedAt, 5000, 'the upstream request to be aborted', 50)
+    t.ok(aborted !== undefined && aborted - leftAt < 2000, `upstream aborted ${aborted! - leftAt} ms after the disconnect`)
+    t.notOk(call.finished)
+    const messageId = events[0]!.data.message_id
+    const stored = await settledReply(app, String(messageId))
+    t.equal(stored?.status, 'interrupted')
+    t.ok(String(stored?.content).startsWith(textOf(events)), 'the stored text holds what the client got')
+  })
+
+  await t.test('stop', async (t) => {
+    const live = await openSse(`${base}/chat/stream`, alice.headers, { message: 'Another long one' })
+    const events = await live.until((received) => textOf(received).length > 0) as Event[]
+    const call = upstream.requests.at(-1)!
+    const chatId = String(events[0]!.data.chat_id)
+    const stoppedAt = Date.now()
+    const stop = await app.inject({ method: 'POST', url: `/chat/${chatId}/stop`, headers: alice.headers })
+    t.equal(stop.statusCode, 202)
+    const aborted = await until(() => call.abortedAt, 5000, 'the upstream request to be aborted', 50)
+    t.ok(aborted !== undefined && aborted - stoppedAt < 2000, `upstream aborted ${aborted! - stoppedAt} ms after the stop`)
+    const all = parseEvents((await live.ended).body)
+    t.same(all.at(-1), { event: 'done', data: { chat_id: chatId, message_id: events[0]!.data.message_id, status: 'interrupted' } })
+    t.notOk(all.some((e) => e.event === 'error'), 'a stop is no error')
+    const stored = await storedReply(app, events[0]!.data.message_id)
+    t.equal(stored?.status, 'interrupted')
+    t.equal(stored?.content, textOf(all), 'stored text is what was streamed')
+  })
+})
+
+t.test('openai provider: a retried client_message_id replays without calling the provider', async (t) => {
+  const { upstream, app } = await openAiApp(t)
+  const alice = await signUp(app)
+  const first = parseEvents((await stream(app, alice.headers, { message: 'Once', client_message_id: 'msg-1' })).body)
+  const again = parseEvents((await stream(app, alice.headers, { message: 'Once', client_message_id: 'msg-1' })).body)
+  t.equal(upstream.requests.length, 1, 'the provider was called once')
+  t.equal(textOf(again), textOf(first))
+  t.same(again.at(-1), first.at(-1), 'the same chat, message and status')
+  t.equal(await db(app).collection('messages').countDocuments({ user_id: new ObjectId(alice.user.id) }), 2, 'one message, one reply')
+  const requests: UpstreamRequest[] = upstream.requests
+  t.equal(requests[0]!.body.messages.at(-1)?.content, 'Once')
 })

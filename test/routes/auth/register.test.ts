@@ -1,7 +1,8 @@
 import t from 'tap'
-import { build, db, login, PASSWORD, uniqueEmail } from '../helper.js'
-import { startSmtp } from '../smtp.js'
-import { argon2Params, loginForm, mailFor, post, register, SUBJECTS, tokenOf, userDoc } from './auth-helpers.js'
+import { build, db, post } from '../../support/app.js'
+import { mailFor, SUBJECTS, tokenOf } from '../../support/mail.js'
+import { startSmtp } from '../../support/smtp.js'
+import { argon2Params, login, loginForm, PASSWORD, register, uniqueEmail, userDoc } from '../../support/users.js'
 
 t.test('POST /auth/register', async (t) => {
   t.test('answers 201 with exactly the User fields', async (t) => {
