@@ -70,6 +70,10 @@ t.test('no database at boot: the service starts, answers 503, and becomes ready 
   t.equal(register.statusCode, 503, 'writes wait for the database')
   t.equal(register.headers['retry-after'], '5')
   t.equal((await app.inject({ url: '/openapi.json' })).statusCode, 200, 'documentation does not need the database')
+  const docs = await app.inject({ url: '/docs' })
+  t.equal(docs.statusCode, 200, 'nor does Swagger UI')
+  t.match(docs.headers['content-type'], /^text\/html/)
+  t.equal((await app.inject({ url: '/docs/json' })).statusCode, 200, 'nor its copy of the document')
 
   const db = await startFerretdb({ port })
   t.teardown(() => db.stop())

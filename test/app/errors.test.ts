@@ -10,6 +10,24 @@ t.test('unknown route: 404 problem "Not Found"', async (t) => {
   t.equal(body.title, 'Not Found')
 })
 
+t.test('a known path with another method: 405 problem "Method Not Allowed" with Allow', async (t) => {
+  const app = await build(t)
+  const cases: Array<[string, string, string]> = [
+    ['GET', '/auth/login', 'POST'],
+    ['DELETE', '/chat/', 'POST, GET'],
+    ['PATCH', '/chat/0123456789abcdef01234567', 'GET, PUT, DELETE'],
+    ['PUT', '/users/me', 'GET, DELETE'],
+    ['POST', '/health', 'GET']
+  ]
+  for (const [method, url, allow] of cases) {
+    const res = await app.inject({ method: method as 'GET', url })
+    const body = assertProblem(t, res, 405, 'Method Not Allowed')
+    t.equal(body.title, 'Method Not Allowed', `${method} ${url}: title`)
+    t.same(res.headers.allow?.toString().split(', ').sort(), allow.split(', ').sort(), `${method} ${url}: Allow ${allow}`)
+  }
+  assertProblem(t, await app.inject({ method: 'DELETE', url: '/nope' }), 404, 'Not Found')
+})
+
 t.test('a body over the route limit: 413, nothing stored', async (t) => {
   const app = await build(t)
   const res = await app.inject({

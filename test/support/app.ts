@@ -24,6 +24,9 @@ export async function testEnv (overrides: RawEnv = {}): Promise<RawEnv> {
     SECRET_KEY: TEST_SECRET,
     LOG_LEVEL: 'info',
     RATE_LIMIT_ENABLED: 'false',
+    // Load shedding has its own test: on a busy test machine the event loop can stall past a second
+    // while an app compiles its schemas, and every request after would get a 503.
+    PRESSURE_MAX_EVENT_LOOP_DELAY_MS: '0',
     ASSISTANT_WORD_DELAY_MS: '0',
     ...overrides
   }

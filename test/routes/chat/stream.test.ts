@@ -421,6 +421,45 @@ t.test('client_message_id makes a send idempotent', async (t) => {
     t.same(await countOf(app, alice.user.id), before, 'nothing stored')
   })
 
+  await t.test('a retry after a regeneration replays the reply that replaced the first, and stores nothing', async (t) => {
+    const chat = await createChat(app, alice.headers, { title: 'regenerated' })
+    const payload = { message: 'answer me', chat_id: chat.id, client_message_id: 'regen-1' }
+    const first = assertStreamShape(t, parseSse((await stream(app, alice.headers, payload)).body), { status: 'complete' })
+    const again = assertStreamShape(t, parseSse((await regenerate(app, alice.headers, chat.id)).body), { status: 'complete' })
+    t.not(again.start.message_id, first.start.message_id, 'the regeneration wrote a new reply')
+
+    const retry = await stream(app, alice.headers, payload)
+    t.equal(retry.statusCode, 200)
+    const replayed = assertStreamShape(t, parseSse(retry.body), { status: 'complete' })
+    t.same([replayed.start, replayed.text], [again.start, again.text], 'the retry shows the regenerated reply')
+    const stored = await storedMessages(app, chat.id)
+    t.same(stored.map((m) => [m.role, m.client_message_id]), [['user', 'regen-1'], ['assistant', undefined]], 'one user message, one reply: nothing stored twice')
+    t.equal(stored[1]!._id.toHexString(), again.start.message_id, 'the reply is the regenerated one')
+  })
+
+  await t.test('a retry after a stop replays the interrupted reply', async (t) => {
+    const base = await listen(app)
+    const payload = { message: '[slow] then stop', client_message_id: 'stop-1' }
+    const { live, start } = await openSlow(t, base, alice.headers, payload)
+    t.equal((await stop(app, alice.headers, start.chat_id)).statusCode, 202)
+    const ended = await live.ended
+    t.equal(named<Done>(ended.events, 'done')[0]?.status, 'interrupted', 'the stream ended interrupted')
+
+    const retry = await stream(app, alice.headers, payload)
+    const replayed = assertStreamShape(t, parseSse(retry.body), { status: 'interrupted' })
+    t.same([replayed.start, replayed.text], [start, textOf(ended.events)], 'same ids and the words sent before the stop')
+    t.same((await storedMessages(app, start.chat_id)).map((m) => [m.role, m.status]), [['user', undefined], ['assistant', 'interrupted']], 'nothing stored twice')
+  })
+
+  await t.test('a retry into a chat deleted since is a 404, and stores nothing', async (t) => {
+    const chat = await createChat(app, alice.headers, { title: 'to delete' })
+    const payload = { message: 'soon gone', chat_id: chat.id, client_message_id: 'gone-1' }
+    t.equal((await stream(app, alice.headers, payload)).statusCode, 200)
+    t.equal((await app.inject({ method: 'DELETE', url: `/chat/${chat.id}`, headers: alice.headers })).statusCode, 200)
+    assertProblem(t, await stream(app, alice.headers, payload), 404, 'Chat not found')
+    t.same(await storedMessages(app, chat.id), [], 'no message stored for the deleted chat')
+  })
+
   await t.test('client_message_id must be 1 to 64 characters', async (t) => {
     const before = await countOf(app, alice.user.id)
     assertValidation(t, await stream(app, alice.headers, { message: 'hi', client_message_id: '' }), ['body', 'client_message_id'])
