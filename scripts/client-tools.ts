@@ -8,10 +8,11 @@ import { createHash } from 'node:crypto'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
-export const VENV = join(process.cwd(), '.clients', 'venv')
+const root = join(import.meta.dirname, '..')
+export const VENV = join(root, '.clients', 'venv')
 export const venvBin = (name: string) => join(VENV, 'bin', name)
 
-const requirements = 'test/clients/requirements.txt'
+const requirements = join(root, 'test', 'clients', 'requirements.txt')
 
 export function installClientTools () {
   const wanted = createHash('sha256').update(readFileSync(requirements)).digest('hex')
