@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox'
-import { EmailSchema, PasswordSchema } from './common.js'
+import { EmailSchema, PasswordSchema, StoredText } from './common.js'
 
 /** A password being checked, not set: no policy, only a bound on the work it can cause. */
 const PresentedPasswordSchema = Type.String({ maxLength: 1024, format: 'password' })
@@ -20,8 +20,8 @@ const loginFields = {
 
 /** OAuth2 password form (RFC 6749 4.3) or the same fields as JSON; `email` may stand for `username`. */
 export const LoginBodySchema = Type.Object({
-  username: Type.Optional(Type.String({ maxLength: 254, description: 'the account email' })),
-  email: Type.Optional(Type.String({ maxLength: 254, description: 'JSON alias of username' })),
+  username: Type.Optional(StoredText({ maxLength: 254, description: 'the account email' })),
+  email: Type.Optional(StoredText({ maxLength: 254, description: 'JSON alias of username' })),
   ...loginFields
 }, { additionalProperties: false })
 
@@ -30,11 +30,11 @@ export const LoginBodySchema = Type.Object({
  * form (one body in two media types breaks openapi-python-client). JSON is accepted all the same.
  */
 export const LoginFormSchema = Type.Object({
-  username: Type.String({ maxLength: 254, description: 'the account email' }),
+  username: StoredText({ maxLength: 254, description: 'the account email' }),
   ...loginFields,
   // No `default` here: generators make a field with a default one the caller must give.
   scope: Type.Optional(Type.String({ maxLength: 1024, description: 'space-separated scopes; none are defined' }))
-}, { $id: 'LoginForm', additionalProperties: false })
+}, { additionalProperties: false })
 export type LoginBody = Static<typeof LoginBodySchema>
 
 export const TokenSchema = Type.Object({

@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema } from 'typebox'
-import { DateTimeSchema, IdParamSchema, ref } from './common.js'
+import { DateTimeSchema, IdParamSchema, ref, StoredText } from './common.js'
 
 /** Plain string enums (one `enum`, not a union of one-value schemas): what client generators turn into enums. */
 const StringEnum = <const T extends readonly string[]> (values: T, description?: string) => Type.Enum([...values], { type: 'string', description })
@@ -57,17 +57,17 @@ export const MessagePageSchema = Type.Object({
 }, { $id: 'MessagePage', additionalProperties: false })
 export type MessagePage = Static<typeof MessagePageSchema>
 
-const TitleSchema = Type.Union([Type.String({ maxLength: 200 }), Type.Null()])
+const TitleSchema = Type.Union([StoredText({ maxLength: 200 }), Type.Null()])
 const settingsFields = {
   title: Type.Optional(TitleSchema),
-  system_prompt: Type.Optional(Type.Union([Type.String({ maxLength: 8000 }), Type.Null()], { description: 'Sent first to the assistant' })),
-  model: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 200 }), Type.Null()], { description: 'The model to ask; null for the service\'s default' }))
+  system_prompt: Type.Optional(Type.Union([StoredText({ maxLength: 8000 }), Type.Null()], { description: 'Sent first to the assistant' })),
+  model: Type.Optional(Type.Union([StoredText({ minLength: 1, maxLength: 200 }), Type.Null()], { description: 'The model to ask; null for the service\'s default' }))
 }
 export type ChatSettings = Static<typeof UpdateChatBodySchema>
 
 export const NewMessageSchema = Type.Object({
   role: RoleSchema,
-  content: Type.String({ maxLength: MAX_MESSAGE_CHARS })
+  content: StoredText({ maxLength: MAX_MESSAGE_CHARS })
 }, { additionalProperties: false })
 export type NewMessage = Static<typeof NewMessageSchema>
 
@@ -86,9 +86,9 @@ export const ListChatsQuerySchema = Type.Object({
 }, { additionalProperties: false })
 
 export const StreamBodySchema = Type.Object({
-  message: Type.String({ minLength: 1, maxLength: MAX_MESSAGE_CHARS }),
+  message: StoredText({ minLength: 1, maxLength: MAX_MESSAGE_CHARS }),
   chat_id: Type.Optional(Type.Union([IdParamSchema, Type.Null()])),
-  client_message_id: Type.Optional(Type.String({
+  client_message_id: Type.Optional(StoredText({
     minLength: 1,
     maxLength: 64,
     description: 'Makes the send idempotent: a retry with an id already used in the chat (or, without `chat_id`, for a new chat) replays the stored reply'

@@ -1,9 +1,17 @@
-import { Type, type Static, type TSchema } from 'typebox'
+import { Type, type Static, type TSchema, type TStringOptions } from 'typebox'
 
 /** A `$ref` to a shared schema, typed as the schema it points to (a bare Type.Ref is `unknown`). */
 export function ref<T extends TSchema & { $id?: string }> (schema: T) {
   if (schema.$id === undefined) throw new Error('ref() needs a schema with an $id')
   return Type.Unsafe<Static<T>>(Type.Ref(schema.$id))
+}
+
+/**
+ * Text the service stores or looks up: anything but U+0000. MongoDB keeps it, but FerretDB on
+ * PostgreSQL (the development and test database) cannot, so it is a 422 everywhere, not a 500 there.
+ */
+export function StoredText (options: TStringOptions = {}) {
+  return Type.String({ ...options, pattern: '^[^\\u0000]*$' })
 }
 
 /** Emails arrive trimmed and lower-cased (see the normalise-email hook); 254 is the SMTP path limit. */

@@ -2,9 +2,7 @@ import swagger, { type SwaggerTransform } from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import fp from 'fastify-plugin'
 import type { TSchema } from 'typebox'
-import { LoginFormSchema } from '../../schemas/auth.js'
 import { streamEventSchemas } from '../../schemas/chat.js'
-import { ref } from '../../schemas/common.js'
 
 /** The security scheme protected routes name: the login form, so Swagger UI's Authorize button works. */
 export const bearerSecurity = [{ OAuth2PasswordBearer: [] }]
@@ -12,15 +10,15 @@ export const bearerSecurity = [{ OAuth2PasswordBearer: [] }]
 /** Said explicitly on public routes, so that no generator guesses. */
 export const noSecurity = []
 
-/** Schemas that only the document uses: the stream's events (the stream writes them itself) and the login form. */
-const documentOnlySchemas: TSchema[] = [...streamEventSchemas, LoginFormSchema]
+/** Schemas that only the document uses: the stream's events, which the stream writes itself. */
+const documentOnlySchemas: TSchema[] = streamEventSchemas
 
 /**
  * A route's body as the document offers it, in one media type, while the route accepts more
  * (`consumes`): the login route documents the OAuth2 form and still takes JSON.
  */
-export function documentBodyAs (mediaType: string, schema: TSchema & { $id?: string }): SwaggerTransform {
-  return ({ schema: routeSchema, url }) => ({ schema: { ...routeSchema, consumes: [mediaType], body: ref(schema) }, url })
+export function documentBodyAs (mediaType: string, schema: TSchema): SwaggerTransform {
+  return ({ schema: routeSchema, url }) => ({ schema: { ...routeSchema, consumes: [mediaType], body: schema }, url })
 }
 
 interface Operation {
