@@ -27,7 +27,7 @@ from chat_api_client.api.users import get_me
 from chat_api_client.models import (
     CreateChatBody,
     DoneEventData,
-    LoginForm,
+    LoginBody,
     RefreshBody,
     RegisterBody,
     StartEventData,
@@ -93,7 +93,7 @@ def main(url):
     token = mail_token(email, "Verify your email address")
     equal("verify answers 200", verify_email.sync_detailed(client=anonymous, body=VerifyEmailBody(token=token)).status_code, 200)
 
-    signed_in = login.sync_detailed(client=anonymous, body=LoginForm(username=email, password=password))
+    signed_in = login.sync_detailed(client=anonymous, body=LoginBody(username=email, password=password))
     equal("login by form answers 200", signed_in.status_code, 200)
     tokens = signed_in.parsed
     equal("the token is a bearer token", tokens.token_type, "bearer")
@@ -155,7 +155,7 @@ def main(url):
     reset = reset_password_with_link_token.sync_detailed(token, client=anonymous, new_password=new_password)
     equal("reset-password takes the new password as a query parameter alone", reset.status_code, 200)
     equal("a reset signs every session out", get_me.sync_detailed(client=client).status_code, 401)
-    again = login.sync_detailed(client=anonymous, body=LoginForm(username=email, password=new_password))
+    again = login.sync_detailed(client=anonymous, body=LoginBody(username=email, password=new_password))
     equal("the new password logs in", again.status_code, 200)
     client = AuthenticatedClient(base_url=url, token=again.parsed.access_token)
 
