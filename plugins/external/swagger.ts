@@ -53,10 +53,12 @@ export default fp(async function swaggerPlugin (fastify) {
         version: '1.0.0',
         description: 'Authentication and chat streaming. Errors are RFC 9457 problem details (application/problem+json).'
       },
-      servers: [{
-        url: serverUrl(fastify.config.HOST, fastify.config.PORT),
-        description: 'The address this process listens on (HOST and PORT); behind a proxy, the proxy\'s address instead'
-      }],
+      // Relative first: Swagger UI and schemathesis then call whatever address served the document,
+      // a proxy's too; generators that want an absolute default find this process's own.
+      servers: [
+        { url: '/', description: 'The server this document comes from' },
+        { url: serverUrl(fastify.config.HOST, fastify.config.PORT), description: 'This process, at its HOST and PORT' }
+      ],
       tags: [
         { name: 'Auth', description: 'Registration, login, verification and password flows' },
         { name: 'Users', description: 'The signed-in user' },

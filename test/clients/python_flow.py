@@ -10,6 +10,7 @@ import json
 import re
 import sys
 import time
+from datetime import datetime, timezone
 
 from chat_api_client import AuthenticatedClient, Client
 from chat_api_client.api.auth import (
@@ -38,6 +39,13 @@ from chat_api_client.models import (
 )
 
 ISO_DATE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+
+
+def is_future_date(value):
+    """An ISO date after now: a string, or the datetime the client makes of a `date-time` field."""
+    if isinstance(value, str) and ISO_DATE.match(value):
+        value = datetime.fromisoformat(value)
+    return isinstance(value, datetime) and value.tzinfo is not None and value > datetime.now(timezone.utc)
 
 
 def emit(line):
@@ -99,7 +107,7 @@ def main(url):
     equal("the token is a bearer token", tokens.token_type, "bearer")
     check("login says how long the token lives (expires_in)", tokens.expires_in > 0, tokens.expires_in)
     expires_at = getattr(tokens, "expires_at", None)
-    check("login says when the token expires (expires_at)", isinstance(expires_at, str) and ISO_DATE.match(expires_at), expires_at)
+    check("login says when the token expires (expires_at)", is_future_date(expires_at), expires_at)
     client = AuthenticatedClient(base_url=url, token=tokens.access_token)
 
     me = get_me.sync_detailed(client=client)
@@ -144,7 +152,7 @@ def main(url):
     refreshed = refresh.sync_detailed(client=anonymous, body=RefreshBody(refresh_token=tokens.refresh_token))
     equal("refresh answers 200", refreshed.status_code, 200)
     expires_at = getattr(refreshed.parsed, "expires_at", None)
-    check("refresh says when the new token expires (expires_at)", isinstance(expires_at, str) and ISO_DATE.match(expires_at), expires_at)
+    check("refresh says when the new token expires (expires_at)", is_future_date(expires_at), expires_at)
     client = AuthenticatedClient(base_url=url, token=refreshed.parsed.access_token)
     equal("the refreshed token works", get_me.sync_detailed(client=client).status_code, 200)
 

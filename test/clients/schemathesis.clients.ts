@@ -78,7 +78,7 @@ t.test('schemathesis finds nothing but documented false positives', async (t) =>
   const report = join(dir, 'events.ndjson')
   const st = spawn(venvBin('st'), [
     '--config-file', join(import.meta.dirname, 'schemathesis.toml'),
-    'run', `${service.url}/openapi.json`,
+    'run', `${service.url}/openapi.json`, '--url', service.url,
     '--checks', 'all',
     '--phases', 'examples,coverage,fuzzing,stateful',
     '--seed', SEED,
