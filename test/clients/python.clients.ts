@@ -33,12 +33,13 @@ t.test('a Python client generated from the document completes the flow', async (
   const generated = await run(venvBin('openapi-python-client'), [
     'generate', '--path', file, '--output-path', output, '--meta', 'none', '--config', join(here, 'openapi-python-client.yaml')
   ]).then(({ stdout, stderr }) => `${stdout}${stderr}`, (error: { stdout?: string, stderr?: string }) => `failed: ${error.stdout}${error.stderr}`)
-  t.notMatch(generated, /failed|warning|error/i, 'openapi-python-client generates the client without a warning', { output: generated })
+  t.notMatch(generated.replaceAll(output, ''), /failed|warning|error/i, 'openapi-python-client generates the client without a warning', { output: generated })
 
   const flow = spawn(venvBin('python'), [join(here, 'python_flow.py'), service.url], {
     env: { ...process.env, PYTHONPATH: dir, PYTHONDONTWRITEBYTECODE: '1' },
     stdio: ['pipe', 'pipe', 'pipe']
   })
+  t.teardown(() => { flow.kill() })
   let stderr = ''
   flow.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
   const exited = new Promise<number | null>((resolve) => flow.once('exit', resolve))

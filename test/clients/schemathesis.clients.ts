@@ -90,6 +90,7 @@ t.test('schemathesis finds nothing but documented false positives', async (t) =>
     env: { ...process.env, SCHEMATHESIS_USERNAME: email, SCHEMATHESIS_PASSWORD: PASSWORD },
     stdio: ['ignore', 'pipe', 'pipe']
   })
+  t.teardown(() => { st.kill() })
   let output = ''
   st.stdout.on('data', (chunk: Buffer) => { output += chunk.toString() })
   st.stderr.on('data', (chunk: Buffer) => { output += chunk.toString() })
