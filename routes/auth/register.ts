@@ -2,9 +2,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ObjectId } from 'mongodb'
 import { AUTH_BODY_LIMIT, rateLimits } from '../../lib/auth-limits.js'
 import { EmailTakenError } from '../../plugins/app/users-repository.js'
+import { noSecurity } from '../../plugins/external/swagger.js'
 import { RegisterBodySchema } from '../../schemas/auth.js'
 import { bodyProblemResponses, ref, success } from '../../schemas/common.js'
-import { noSecurity } from '../../plugins/external/swagger.js'
 import { UserSchema } from '../../schemas/users.js'
 
 const register: FastifyPluginAsyncTypebox = async (fastify) => {
