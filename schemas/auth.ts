@@ -41,7 +41,7 @@ export const TokenSchema = Type.Object({
   access_token: Type.String(),
   token_type: Type.Literal('bearer'),
   expires_in: Type.Integer({ description: 'seconds until the access token expires' }),
-  refresh_token: Type.Optional(Type.String({ description: 'opaque; exchange it at POST /auth/refresh for new tokens (it works once)' }))
+  refresh_token: Type.String({ description: 'opaque; exchange it at POST /auth/refresh for new tokens (it works once)' })
 }, { $id: 'Token', additionalProperties: false })
 
 export const RefreshBodySchema = Type.Object({ refresh_token: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false })
