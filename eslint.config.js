@@ -2,5 +2,5 @@ import neostandard from 'neostandard'
 
 export default neostandard({
   ts: true,
-  ignores: ['dist/**', '.data/**', '.tap/**', 'coverage/**']
+  ignores: ['dist/**', '.data/**', '.tap/**', 'coverage/**', '.clients/**']
 })

@@ -1,11 +1,14 @@
-import { Type, type Static } from 'typebox'
-import { DateTimeSchema, IdParamSchema, ref } from './common.js'
+import { Type, type Static, type TSchema } from 'typebox'
+import { DateTimeSchema, IdParamSchema, ref, StoredText } from './common.js'
 
-export const RoleSchema = Type.Union([Type.Literal('user'), Type.Literal('assistant'), Type.Literal('system')])
+/** Plain string enums (one `enum`, not a union of one-value schemas): what client generators turn into enums. */
+const StringEnum = <const T extends readonly string[]> (values: T, description?: string) => Type.Enum([...values], { type: 'string', description })
+
+export const RoleSchema = StringEnum(['user', 'assistant', 'system'])
 export type Role = Static<typeof RoleSchema>
 
 /** `streaming` only while a reply is being written; it ends complete, interrupted or error. */
-export const ReplyStatusSchema = Type.Union([Type.Literal('streaming'), Type.Literal('complete'), Type.Literal('interrupted'), Type.Literal('error')])
+export const ReplyStatusSchema = StringEnum(['streaming', 'complete', 'interrupted', 'error'])
 export type ReplyStatus = Static<typeof ReplyStatusSchema>
 
 export const MAX_MESSAGE_CHARS = 32_000
@@ -55,17 +58,17 @@ export const MessagePageSchema = Type.Object({
 }, { $id: 'MessagePage', additionalProperties: false })
 export type MessagePage = Static<typeof MessagePageSchema>
 
-const TitleSchema = Type.Union([Type.String({ maxLength: 200 }), Type.Null()])
+const TitleSchema = Type.Union([StoredText({ maxLength: 200 }), Type.Null()])
 const settingsFields = {
   title: Type.Optional(TitleSchema),
-  system_prompt: Type.Optional(Type.Union([Type.String({ maxLength: 8000 }), Type.Null()], { description: 'Sent first to the assistant' })),
-  model: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 200 }), Type.Null()], { description: 'The model to ask; null for the service\'s default' }))
+  system_prompt: Type.Optional(Type.Union([StoredText({ maxLength: 8000 }), Type.Null()], { description: 'Sent first to the assistant' })),
+  model: Type.Optional(Type.Union([StoredText({ minLength: 1, maxLength: 200 }), Type.Null()], { description: 'The model to ask; null for the service\'s default' }))
 }
 export type ChatSettings = Static<typeof UpdateChatBodySchema>
 
 export const NewMessageSchema = Type.Object({
   role: RoleSchema,
-  content: Type.String({ maxLength: MAX_MESSAGE_CHARS })
+  content: StoredText({ maxLength: MAX_MESSAGE_CHARS })
 }, { additionalProperties: false })
 export type NewMessage = Static<typeof NewMessageSchema>
 
@@ -84,9 +87,9 @@ export const ListChatsQuerySchema = Type.Object({
 }, { additionalProperties: false })
 
 export const StreamBodySchema = Type.Object({
-  message: Type.String({ minLength: 1, maxLength: MAX_MESSAGE_CHARS }),
+  message: StoredText({ minLength: 1, maxLength: MAX_MESSAGE_CHARS }),
   chat_id: Type.Optional(Type.Union([IdParamSchema, Type.Null()])),
-  client_message_id: Type.Optional(Type.String({
+  client_message_id: Type.Optional(StoredText({
     minLength: 1,
     maxLength: 64,
     description: 'Makes the send idempotent: a retry with an id already used in the chat (or, without `chat_id`, for a new chat) replays the stored reply'
@@ -98,3 +101,59 @@ export const MessagesQuerySchema = Type.Object({
   limit: Type.Integer({ minimum: 1, maximum: 100, default: 50 })
 }, { additionalProperties: false })
 export type StreamBody = Static<typeof StreamBodySchema>
+
+// The events of POST /chat/stream and /chat/{chat_id}/regenerate. The stream writes them itself
+// (plugins/app/chat/streaming), so these schemas only document them: each event as an SSE parser
+// reads it, `{ event, data }`, with `data` a JSON text whose shape `contentSchema` names.
+
+export const StartEventDataSchema = Type.Object({
+  chat_id: Type.String(),
+  message_id: Type.String({ description: 'the id the reply will have' })
+}, { $id: 'StartEventData', additionalProperties: false })
+
+export const TextEventDataSchema = Type.Object({
+  text: Type.String({ description: 'the next piece of the reply' }),
+  chat_id: Type.String()
+}, { $id: 'TextEventData', additionalProperties: false })
+
+export const ErrorEventDataSchema = Type.Object({
+  detail: Type.String({ description: 'why the reply failed or ended early' })
+}, { $id: 'ErrorEventData', additionalProperties: false })
+
+export const DoneEventDataSchema = Type.Object({
+  chat_id: Type.String(),
+  message_id: Type.String(),
+  status: StringEnum(['complete', 'interrupted', 'error'], 'how the reply ended; it is stored so')
+}, { $id: 'DoneEventData', additionalProperties: false })
+
+function sseEvent<const N extends string> ($id: string, event: N, data: TSchema & { $id?: string }, description: string) {
+  return Type.Object({
+    event: Type.Literal(event),
+    id: Type.Optional(Type.String()),
+    data: Type.String({ contentMediaType: 'application/json', contentSchema: ref(data) })
+  }, { $id, additionalProperties: false, description })
+}
+
+export const StartEventSchema = sseEvent('StartEvent', 'start', StartEventDataSchema, 'First: the chat and the id of the reply')
+export const TextEventSchema = sseEvent('TextEvent', 'message', TextEventDataSchema,
+  'A piece of the reply, in an event without an `event:` line (SSE parsers name it `message`); the texts concatenated are the reply')
+export const ErrorEventSchema = sseEvent('ErrorEvent', 'error', ErrorEventDataSchema, 'The reply failed or the server ended it; `done` follows')
+export const DoneEventSchema = sseEvent('DoneEvent', 'done', DoneEventDataSchema, 'Always last, once the reply is stored')
+
+const streamEvents = { start: 'StartEvent', message: 'TextEvent', error: 'ErrorEvent', done: 'DoneEvent' }
+
+export const StreamEventSchema = Type.Unsafe<Static<typeof StartEventSchema | typeof TextEventSchema | typeof ErrorEventSchema | typeof DoneEventSchema>>({
+  $id: 'StreamEvent',
+  description: 'One event of the stream. A `: ping` comment comes after STREAM_PING_SECONDS (15) without an event.',
+  oneOf: Object.values(streamEvents).map(($id) => ({ $ref: $id })),
+  discriminator: {
+    propertyName: 'event',
+    mapping: Object.fromEntries(Object.entries(streamEvents).map(([event, $id]) => [event, `#/components/schemas/${$id}`]))
+  }
+})
+
+/** Named in the document, referenced by the stream routes' responses. */
+export const streamEventSchemas = [
+  StartEventDataSchema, TextEventDataSchema, ErrorEventDataSchema, DoneEventDataSchema,
+  StartEventSchema, TextEventSchema, ErrorEventSchema, DoneEventSchema, StreamEventSchema
+]

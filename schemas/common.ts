@@ -1,9 +1,17 @@
-import { Type, type Static, type TSchema } from 'typebox'
+import { Type, type Static, type TSchema, type TStringOptions } from 'typebox'
 
 /** A `$ref` to a shared schema, typed as the schema it points to (a bare Type.Ref is `unknown`). */
 export function ref<T extends TSchema & { $id?: string }> (schema: T) {
   if (schema.$id === undefined) throw new Error('ref() needs a schema with an $id')
   return Type.Unsafe<Static<T>>(Type.Ref(schema.$id))
+}
+
+/**
+ * Text the service stores or looks up: anything but U+0000. MongoDB keeps it, but FerretDB on
+ * PostgreSQL (the development and test database) cannot, so it is a 422 everywhere, not a 500 there.
+ */
+export function StoredText (options: TStringOptions = {}) {
+  return Type.String({ ...options, pattern: '^[^\\u0000]*$' })
 }
 
 /** Emails arrive trimmed and lower-cased (see the normalise-email hook); 254 is the SMTP path limit. */
@@ -55,6 +63,34 @@ const errorDescriptions: Record<number, string> = {
   503: 'Service unavailable'
 }
 
+const RetryAfterSchema = Type.String({ pattern: '^[0-9]+$', description: 'seconds to wait before trying again' })
+
+/** Response headers as the document declares them; every response carries X-Request-Id. */
+export type ResponseHeaders = Record<string, TSchema>
+/** Tokens and anything else private: never stored by a cache (every JSON answer says so; the document names it where it matters). */
+export const noStoreHeader: ResponseHeaders = { 'Cache-Control': Type.String({ examples: ['no-store'] }) }
+const everyResponse: ResponseHeaders = {
+  'X-Request-Id': Type.String({ description: 'this request\'s id, as in problem bodies and the log' })
+}
+const errorHeaders: Record<number, ResponseHeaders> = {
+  401: { 'WWW-Authenticate': Type.String({ description: '`Bearer` without a token, `Bearer error="invalid_token"` for a bad one' }) },
+  429: { 'Retry-After': RetryAfterSchema },
+  503: { 'Retry-After': RetryAfterSchema }
+}
+
+/** Headers of a response the document declares itself (a stream's): with X-Request-Id, like every response. */
+export function responseHeaders (headers: ResponseHeaders = {}): ResponseHeaders {
+  return { ...everyResponse, ...headers }
+}
+
+/**
+ * A success response: the schema with the description and headers the document shows for it
+ * (the document drops the siblings of a `$ref` from the schema itself, so they only describe).
+ */
+export function success<T extends TSchema> (schema: T, description: string, headers: ResponseHeaders = {}) {
+  return Type.Unsafe<Static<T>>({ ...schema, description, headers: responseHeaders(headers) })
+}
+
 /** Every route can answer these: bad JSON, validation, rate limit, database down, unexpected. */
 const alwaysPossible = [400, 422, 429, 500, 503] as const
 
@@ -63,8 +99,9 @@ export function problemResponses (...statuses: number[]) {
   const all = [...new Set([...alwaysPossible, ...statuses])]
   return Object.fromEntries(all.map((status) => [status, {
     description: errorDescriptions[status] ?? 'Error',
+    headers: responseHeaders(errorHeaders[status]),
     content: { 'application/problem+json': { schema: ref(ProblemSchema) } }
-  }])) as Record<number, { description: string, content: { 'application/problem+json': { schema: ReturnType<typeof ref<typeof ProblemSchema>> } } }>
+  }])) as Record<number, { description: string, headers: ResponseHeaders, content: { 'application/problem+json': { schema: ReturnType<typeof ref<typeof ProblemSchema>> } } }>
 }
 
 /** Body routes can also refuse the body's size and media type. */

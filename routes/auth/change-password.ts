@@ -3,7 +3,7 @@ import { AUTH_BODY_LIMIT, rateLimits } from '../../plugins/app/auth/limits.js'
 import { InvalidTokenError } from '../../plugins/app/auth/errors.js'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
 import { ChangePasswordBodySchema } from '../../schemas/auth.js'
-import { bodyProblemResponses, DetailSchema, ref } from '../../schemas/common.js'
+import { bodyProblemResponses, DetailSchema, ref, success } from '../../schemas/common.js'
 
 const changePassword: FastifyPluginAsyncTypebox = async (fastify) => {
   const { passwordCheck, passwordHasher, usersRepository, newPassword, httpErrors } = fastify
@@ -19,7 +19,7 @@ const changePassword: FastifyPluginAsyncTypebox = async (fastify) => {
       operationId: 'changePassword',
       security: bearerSecurity,
       body: ChangePasswordBodySchema,
-      response: { 200: ref(DetailSchema), ...bodyProblemResponses(400, 401, 429) }
+      response: { 200: success(ref(DetailSchema), 'Changed; the other sessions are signed out'), ...bodyProblemResponses(400, 401, 429) }
     }
   }, async (request) => {
     const { current_password: current, new_password: next } = request.body

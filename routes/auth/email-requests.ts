@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { AUTH_BODY_LIMIT, GENERIC_RESET_DETAIL, GENERIC_VERIFICATION_DETAIL, rateLimits } from '../../plugins/app/auth/limits.js'
 import { RequestValidationError } from '../../plugins/app/platform/errors.js'
 import { EmailBodySchema, EmailQuerySchema } from '../../schemas/auth.js'
-import { bodyProblemResponses, DetailSchema, ref } from '../../schemas/common.js'
+import { noSecurity } from '../../plugins/external/swagger.js'
+import { bodyProblemResponses, DetailSchema, ref, success } from '../../schemas/common.js'
 
 /**
  * Resend-verification and forgot-password answer the same 200 whatever the address: unknown,
@@ -18,9 +19,10 @@ const emailRequests: FastifyPluginAsyncTypebox = async (fastify) => {
     summary,
     description: 'The address as query `?email=` (the original\'s way) or JSON `{ "email" }`. The answer never reveals whether an account exists.',
     operationId,
+    security: noSecurity,
     querystring: EmailQuerySchema,
     body: EmailBodySchema,
-    response: { 200: ref(DetailSchema), ...bodyProblemResponses() }
+    response: { 200: success(ref(DetailSchema), 'The same answer whatever the address'), ...bodyProblemResponses() }
   })
 
   function addressOf (request: { query: { email?: string }, body?: { email?: string } }): string {

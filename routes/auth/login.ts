@@ -1,8 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { AUTH_BODY_LIMIT, rateLimits } from '../../plugins/app/auth/limits.js'
 import { RequestValidationError } from '../../plugins/app/platform/errors.js'
-import { LoginBodySchema, TokenSchema } from '../../schemas/auth.js'
-import { bodyProblemResponses, ref } from '../../schemas/common.js'
+import { documentBodyAs, noSecurity } from '../../plugins/external/swagger.js'
+import { LoginBodySchema, LoginFormSchema, TokenSchema } from '../../schemas/auth.js'
+import { bodyProblemResponses, noStoreHeader, ref, success } from '../../schemas/common.js'
 
 const login: FastifyPluginAsyncTypebox = async (fastify) => {
   const { passwordCheck, usersRepository, sessionsRepository, httpErrors } = fastify
@@ -13,16 +14,18 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
 
   fastify.post('/login', {
     bodyLimit: AUTH_BODY_LIMIT,
-    config: rateLimits.login,
+    // The document offers the OAuth2 form, which generated clients then send; JSON works too.
+    config: { ...rateLimits.login, swaggerTransform: documentBodyAs('application/x-www-form-urlencoded', LoginFormSchema) },
     schema: {
       tags: ['Auth'],
       summary: 'Log in (OAuth2 password form)',
       description: 'Form fields `username` (the email) and `password`, or the same as JSON (`email` may replace `username`). ' +
         'A verified email is not required. After too many failures for one address, 429 until the 15-minute window passes.',
       operationId: 'login',
+      security: noSecurity,
       consumes: ['application/x-www-form-urlencoded', 'application/json'],
       body: LoginBodySchema,
-      response: { 200: ref(TokenSchema), ...bodyProblemResponses(401, 429) }
+      response: { 200: success(ref(TokenSchema), 'Signed in: a new session', noStoreHeader), ...bodyProblemResponses(401, 429) }
     }
   }, async (request, reply) => {
     const { password } = request.body

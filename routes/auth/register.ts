@@ -1,8 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ObjectId } from 'mongodb'
 import { AUTH_BODY_LIMIT, rateLimits } from '../../plugins/app/auth/limits.js'
+import { noSecurity } from '../../plugins/external/swagger.js'
 import { RegisterBodySchema } from '../../schemas/auth.js'
-import { bodyProblemResponses, ref } from '../../schemas/common.js'
+import { bodyProblemResponses, ref, success } from '../../schemas/common.js'
 import { UserSchema } from '../../schemas/users.js'
 
 const register: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -16,8 +17,9 @@ const register: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Create an account',
       description: 'The email is trimmed and lower-cased. A verification mail is sent.',
       operationId: 'register',
+      security: noSecurity,
       body: RegisterBodySchema,
-      response: { 201: ref(UserSchema), ...bodyProblemResponses(400) }
+      response: { 201: success(ref(UserSchema), 'The new account, not verified yet'), ...bodyProblemResponses(400) }
     }
   }, async (request, reply) => {
     const { email, password } = request.body

@@ -3,7 +3,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import { AUTH_BODY_LIMIT, rateLimits } from '../../plugins/app/auth/limits.js'
 import { RequestValidationError } from '../../plugins/app/platform/errors.js'
 import { NewPasswordBodySchema, NewPasswordQuerySchema, ResetBodySchema, TokenParamsSchema } from '../../schemas/auth.js'
-import { bodyProblemResponses, DetailSchema, ref } from '../../schemas/common.js'
+import { noSecurity } from '../../plugins/external/swagger.js'
+import { bodyProblemResponses, DetailSchema, ref, success } from '../../schemas/common.js'
 
 const resetPassword: FastifyPluginAsyncTypebox = async (fastify) => {
   const { oneTimeTokens, passwordHasher, newPassword, httpErrors } = fastify
@@ -23,7 +24,8 @@ const resetPassword: FastifyPluginAsyncTypebox = async (fastify) => {
     return { detail: 'Password reset successfully' }
   }
 
-  const common = { tags: ['Auth'], summary: 'Set a new password with a reset link' }
+  const common = { tags: ['Auth'], summary: 'Set a new password with a reset link', security: noSecurity }
+  const done = success(ref(DetailSchema), 'The password is set; every session of the user is signed out')
 
   fastify.post('/reset-password/:token', {
     bodyLimit: AUTH_BODY_LIMIT,
@@ -35,7 +37,7 @@ const resetPassword: FastifyPluginAsyncTypebox = async (fastify) => {
       params: TokenParamsSchema,
       querystring: NewPasswordQuerySchema,
       body: NewPasswordBodySchema,
-      response: { 200: ref(DetailSchema), ...bodyProblemResponses(400) }
+      response: { 200: done, ...bodyProblemResponses(400) }
     }
   }, async (request) => {
     const newPassword = request.body?.new_password ?? request.query.new_password
@@ -50,7 +52,7 @@ const resetPassword: FastifyPluginAsyncTypebox = async (fastify) => {
       ...common,
       operationId: 'resetPassword',
       body: ResetBodySchema,
-      response: { 200: ref(DetailSchema), ...bodyProblemResponses(400) }
+      response: { 200: done, ...bodyProblemResponses(400) }
     }
   }, async (request) => await reset(request.body.token, request.body.new_password, request.log))
 }

@@ -1,11 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { AUTH_BODY_LIMIT, rateLimits } from '../../plugins/app/auth/limits.js'
-import { bearerSecurity } from '../../plugins/external/swagger.js'
+import { bearerSecurity, noSecurity } from '../../plugins/external/swagger.js'
 import { RefreshBodySchema, TokenSchema } from '../../schemas/auth.js'
-import { bodyProblemResponses, problemResponses, ref } from '../../schemas/common.js'
+import { bodyProblemResponses, noStoreHeader, problemResponses, ref, success } from '../../schemas/common.js'
 
-const noContent = { 204: Type.Null({ description: 'Done' }) }
+const noContent = { 204: success(Type.Null(), 'Done') }
 
 /** Refresh-token rotation and logout. Ending a session also ends its live chat streams. */
 const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -20,8 +20,9 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
       description: 'Rotation: the refresh token works once. Presenting an already-rotated one revokes the whole session ' +
         '(parallel refreshes within a few seconds share one rotation).',
       operationId: 'refresh',
+      security: noSecurity,
       body: RefreshBodySchema,
-      response: { 200: ref(TokenSchema), ...bodyProblemResponses(401) }
+      response: { 200: success(ref(TokenSchema), 'New tokens; the refresh token presented works no more', noStoreHeader), ...bodyProblemResponses(401) }
     }
   }, async (request, reply) => {
     const rotation = await sessionsRepository.rotate(request.body.refresh_token)

@@ -1,7 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { AUTH_BODY_LIMIT, rateLimits } from '../../plugins/app/auth/limits.js'
 import { TokenBodySchema, TokenParamsSchema } from '../../schemas/auth.js'
-import { bodyProblemResponses, DetailSchema, problemResponses, ref } from '../../schemas/common.js'
+import { noSecurity } from '../../plugins/external/swagger.js'
+import { bodyProblemResponses, DetailSchema, problemResponses, ref, success } from '../../schemas/common.js'
 
 const verify: FastifyPluginAsyncTypebox = async (fastify) => {
   const { oneTimeTokens, usersRepository, mailer, httpErrors } = fastify
@@ -18,7 +19,8 @@ const verify: FastifyPluginAsyncTypebox = async (fastify) => {
     throw httpErrors.badRequest('Invalid or expired verification token')
   }
 
-  const common = { tags: ['Auth'], summary: 'Verify an email address' }
+  const common = { tags: ['Auth'], summary: 'Verify an email address', security: noSecurity }
+  const verified = success(ref(DetailSchema), 'Verified (also when the link was used before)')
 
   fastify.get('/verify/:token', {
     config: rateLimits.tokenUse,
@@ -27,7 +29,7 @@ const verify: FastifyPluginAsyncTypebox = async (fastify) => {
       description: 'The link of the verification mail. Prefer POST /auth/verify, which keeps the token out of URLs.',
       operationId: 'verifyEmailLink',
       params: TokenParamsSchema,
-      response: { 200: ref(DetailSchema), ...problemResponses(400) }
+      response: { 200: verified, ...problemResponses(400) }
     }
   }, async (request) => await verifyEmail(request.params.token))
 
@@ -38,7 +40,7 @@ const verify: FastifyPluginAsyncTypebox = async (fastify) => {
       ...common,
       operationId: 'verifyEmail',
       body: TokenBodySchema,
-      response: { 200: ref(DetailSchema), ...bodyProblemResponses(400) }
+      response: { 200: verified, ...bodyProblemResponses(400) }
     }
   }, async (request) => await verifyEmail(request.body.token))
 }

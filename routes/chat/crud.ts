@@ -5,7 +5,7 @@ import {
   ChatListItemSchema, ChatParamsSchema, ChatSchema, CreateChatBodySchema, ListChatsQuerySchema, MessagePageSchema, MessagesQuerySchema,
   UpdateChatBodySchema
 } from '../../schemas/chat.js'
-import { bodyProblemResponses, DetailSchema, problemResponses, ref } from '../../schemas/common.js'
+import { bodyProblemResponses, DetailSchema, problemResponses, ref, success } from '../../schemas/common.js'
 
 const CHAT_BODY_LIMIT = 1024 * 1024
 
@@ -22,7 +22,7 @@ const crud: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Create a chat',
       operationId: 'createChat',
       body: CreateChatBodySchema,
-      response: { 201: ref(ChatSchema), ...bodyProblemResponses(401) }
+      response: { 201: success(ref(ChatSchema), 'The new chat'), ...bodyProblemResponses(401) }
     }
   }, async (request, reply) => {
     const { messages = [], ...settings } = request.body
@@ -36,7 +36,7 @@ const crud: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'List chats, most recently updated first',
       operationId: 'listChats',
       querystring: ListChatsQuerySchema,
-      response: { 200: Type.Array(ref(ChatListItemSchema)), ...problemResponses(401) }
+      response: { 200: success(Type.Array(ref(ChatListItemSchema)), 'A page of chats, each with its last message'), ...problemResponses(401) }
     }
   }, async (request) => await chats.list(request.user.id, request.query.skip, request.query.limit))
 
@@ -46,7 +46,7 @@ const crud: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'A chat with all its messages',
       operationId: 'getChat',
       params: ChatParamsSchema,
-      response: { 200: ref(ChatSchema), ...problemResponses(401, 404) }
+      response: { 200: success(ref(ChatSchema), 'The chat and its messages, oldest first'), ...problemResponses(401, 404) }
     }
   }, async (request) => await chats.get(request.user.id, request.params.chat_id))
 
@@ -58,7 +58,7 @@ const crud: FastifyPluginAsyncTypebox = async (fastify) => {
       operationId: 'listMessages',
       params: ChatParamsSchema,
       querystring: MessagesQuerySchema,
-      response: { 200: ref(MessagePageSchema), ...problemResponses(401, 404) }
+      response: { 200: success(ref(MessagePageSchema), 'A page of messages'), ...problemResponses(401, 404) }
     }
   }, async (request) => await chats.page(request.user.id, request.params.chat_id, request.query.before, request.query.limit))
 
@@ -71,7 +71,7 @@ const crud: FastifyPluginAsyncTypebox = async (fastify) => {
       operationId: 'updateChat',
       params: ChatParamsSchema,
       body: UpdateChatBodySchema,
-      response: { 200: ref(ChatSchema), ...bodyProblemResponses(401, 404) }
+      response: { 200: success(ref(ChatSchema), 'The chat as it is now'), ...bodyProblemResponses(401, 404) }
     }
   }, async (request) => await chats.update(request.user.id, request.params.chat_id, request.body))
 
@@ -81,7 +81,7 @@ const crud: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Delete a chat and its messages',
       operationId: 'deleteChat',
       params: ChatParamsSchema,
-      response: { 200: ref(DetailSchema), ...problemResponses(401, 404) }
+      response: { 200: success(ref(DetailSchema), 'Deleted, with its messages'), ...problemResponses(401, 404) }
     }
   }, async (request) => {
     await chats.delete(request.user.id, request.params.chat_id)

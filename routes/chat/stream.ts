@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
-import { ChatParamsSchema, StreamBodySchema } from '../../schemas/chat.js'
-import { bodyProblemResponses, DetailSchema, problemResponses, ref } from '../../schemas/common.js'
+import { ChatParamsSchema, StreamBodySchema, StreamEventSchema } from '../../schemas/chat.js'
+import { bodyProblemResponses, DetailSchema, problemResponses, ref, responseHeaders, success } from '../../schemas/common.js'
 
 /** 32,000 characters of 4-byte UTF-8, with room for JSON. */
 const STREAM_BODY_LIMIT = 256 * 1024
@@ -13,9 +13,18 @@ const eventsDescription = 'Server-sent events. `start` carries `{ chat_id, messa
   '`{ chat_id, message_id, status }`, sent once the reply is stored. A `: ping` comment comes every ' +
   'STREAM_PING_SECONDS (15) without an event.'
 
+/**
+ * The media type's schema is one event, StreamEvent, as OpenAPI 3.2's `itemSchema` would say it
+ * and as schemathesis reads `schema` in 3.1. The string stands for the whole body, which is what
+ * generated clients that read a response at once (openapi-python-client) get; no event is a string.
+ */
 const streamResponse = {
-  description: 'A stream of events (see the operation description)',
-  content: { 'text/event-stream': { schema: Type.String() } }
+  description: 'The reply as server-sent events, each one a StreamEvent',
+  headers: responseHeaders({
+    'Cache-Control': Type.String({ examples: ['no-cache'] }),
+    'X-Accel-Buffering': Type.String({ examples: ['no'], description: 'asks proxies not to buffer the stream' })
+  }),
+  content: { 'text/event-stream': { schema: Type.Union([ref(StreamEventSchema), Type.String({ description: 'the whole stream, read at once' })]) } }
 }
 
 /** The session is checked by the chat turn, in the same round trip as its stream slot. */
@@ -68,7 +77,7 @@ const stream: FastifyPluginAsyncTypebox = async (fastify) => {
       description: 'The running reply ends with status `interrupted`, whichever session or instance streams it.',
       operationId: 'stopReply',
       params: ChatParamsSchema,
-      response: { 202: ref(DetailSchema), ...problemResponses(401, 404, 409) }
+      response: { 202: success(ref(DetailSchema), 'The reply is being stopped'), ...problemResponses(401, 404, 409) }
     }
   }, async (request, reply) => {
     await chatTurns.stop(request.user.id, request.params.chat_id)

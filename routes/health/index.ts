@@ -1,18 +1,21 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { withTimeout } from '../../lib/with-timeout.js'
-import { problemResponses, ref } from '../../schemas/common.js'
+import { noSecurity } from '../../plugins/external/swagger.js'
+import { problemResponses, ref, success } from '../../schemas/common.js'
 import { HealthSchema } from '../../schemas/health.js'
 
 const health: FastifyPluginAsyncTypebox = async (fastify) => {
+  const alive = success(ref(HealthSchema), 'The process answers')
   // Both are liveness probes (/health is the original's): never the database, never turned away
   // while draining or under pressure, so an orchestrator does not restart a busy or stopping process.
   fastify.get('/', {
     config: { withoutDatabase: true, liveness: true },
     schema: {
       tags: ['Health'],
+      security: noSecurity,
       summary: 'Liveness: the process answers (the database is not touched)',
       operationId: 'health',
-      response: { 200: ref(HealthSchema), 500: problemResponses()[500] }
+      response: { 200: alive, 500: problemResponses()[500] }
     }
   }, async () => ({ status: 'ok' }))
 
@@ -20,9 +23,10 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
     config: { withoutDatabase: true, liveness: true },
     schema: {
       tags: ['Health'],
+      security: noSecurity,
       summary: 'Liveness: the process answers, also while draining or under load (the database is not touched)',
       operationId: 'live',
-      response: { 200: ref(HealthSchema), 500: problemResponses()[500] }
+      response: { 200: alive, 500: problemResponses()[500] }
     }
   }, async () => ({ status: 'ok' }))
 
@@ -30,9 +34,10 @@ const health: FastifyPluginAsyncTypebox = async (fastify) => {
     config: { withoutDatabase: true },
     schema: {
       tags: ['Health'],
+      security: noSecurity,
       summary: 'Readiness: the database is set up and answers a ping within 1 s; 503 once the server is shutting down',
       operationId: 'ready',
-      response: { 200: ref(HealthSchema), ...problemResponses(503) }
+      response: { 200: success(ref(HealthSchema), 'The database answers'), ...problemResponses(503) }
     }
   }, async (request) => {
     try {

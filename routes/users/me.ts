@@ -3,7 +3,7 @@ import { Type } from 'typebox'
 import { InvalidTokenError } from '../../plugins/app/auth/errors.js'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
 import { DeleteAccountBodySchema } from '../../schemas/auth.js'
-import { bodyProblemResponses, problemResponses, ref } from '../../schemas/common.js'
+import { bodyProblemResponses, problemResponses, ref, success } from '../../schemas/common.js'
 import { UserSchema } from '../../schemas/users.js'
 
 const me: FastifyPluginAsyncTypebox = async (fastify) => {
@@ -15,7 +15,7 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'The signed-in user',
       operationId: 'getMe',
       security: bearerSecurity,
-      response: { 200: ref(UserSchema), ...problemResponses(401) }
+      response: { 200: success(ref(UserSchema), 'The user of the token'), ...problemResponses(401) }
     }
   }, async (request) => {
     const user = await usersRepository.findById(request.user.id)
@@ -32,7 +32,7 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
       operationId: 'deleteMe',
       security: bearerSecurity,
       body: DeleteAccountBodySchema,
-      response: { 204: Type.Null({ description: 'Deleted' }), ...bodyProblemResponses(401, 429) }
+      response: { 204: success(Type.Null(), 'Deleted, with everything of the user'), ...bodyProblemResponses(401, 429) }
     }
   }, async (request, reply) => {
     const user = await usersRepository.findCredentialsById(request.user.id)

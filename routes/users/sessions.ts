@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
-import { problemResponses } from '../../schemas/common.js'
+import { problemResponses, success } from '../../schemas/common.js'
 import { SessionSchema, SessionParamsSchema } from '../../schemas/users.js'
 
 /** The user's live sessions, and ending one of them (with its live chat streams). */
@@ -14,7 +14,7 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
       ...common,
       summary: 'The live sessions of the signed-in user',
       operationId: 'listSessions',
-      response: { 200: Type.Array(SessionSchema), ...problemResponses(401) }
+      response: { 200: success(Type.Array(SessionSchema), 'The sessions, the current one marked'), ...problemResponses(401) }
     }
   }, async (request) => await sessionsRepository.list(request.user.id, request.user.sessionId))
 
@@ -24,7 +24,7 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'End one session',
       operationId: 'deleteSession',
       params: SessionParamsSchema,
-      response: { 204: Type.Null({ description: 'Ended' }), ...problemResponses(401, 404) }
+      response: { 204: success(Type.Null(), 'Ended; its tokens work no more'), ...problemResponses(401, 404) }
     }
   }, async (request, reply) => {
     const { session_id: sessionId } = request.params
