@@ -4,11 +4,11 @@ import { fileURLToPath } from 'node:url'
 import type { Server } from 'node:http'
 import type { Writable } from 'node:stream'
 import AutoLoad from '@fastify/autoload'
-import Fastify, { LogController, type FastifyError, type FastifyHttpOptions, type FastifyInstance, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyError, type FastifyHttpOptions, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { stdTimeFunctions } from 'pino'
 import { isDatabaseUnavailable } from './lib/database-errors.js'
-import { PROBLEM_CONTENT_TYPE, problem } from './lib/problem.js'
+import { PROBLEM_CONTENT_TYPE, problem, validationProblem } from './lib/problem.js'
 import { redactPaths, redactUrl } from './lib/redact.js'
 import { EmailTakenError, HasherBusyError, InvalidTokenError, NotAuthenticatedError, TooManyFailuresError } from './plugins/app/auth/errors.js'
 import {
@@ -76,6 +76,8 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions) {
   // Before any plugin, so the routes plugins add (Swagger UI) answer with problems too.
   fastify.setErrorHandler((error: HandledError, request, reply) => {
     const { status, headers, expose } = answerFor(error)
+    // A request for no route that Fastify refused before routing (a QUERY without Content-Type).
+    if (request.is404 && status < 500) return notFound(request, reply)
     // A database that cannot answer is an operational condition, not a bug: no stack, no error level.
     if (status === 503) request.log.warn({ status, reason: error.message }, 'service unavailable')
     else if (status >= 500) request.log.error({ err: error }, 'request failed')
@@ -84,12 +86,7 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions) {
     if (headers) reply.headers(headers)
     reply.code(status).type(PROBLEM_CONTENT_TYPE)
 
-    if (status === 422) {
-      const issues = error.issues ?? []
-      const first = issues[0]
-      const detail = first ? `${first.loc.slice(1).join('.') || first.loc[0]}: ${first.msg}` : 'Invalid request'
-      return reply.send(problem(422, detail, request.id, issues))
-    }
+    if (status === 422) return reply.send(validationProblem(error.issues ?? [], request.id))
     if (status === 503) {
       reply.header('retry-after', '5')
       return reply.send(problem(503, 'Service temporarily unavailable, retry shortly', request.id))
@@ -100,14 +97,15 @@ export default async function app (fastify: FastifyInstance, opts: AppOptions) {
   })
 
   // A known path asked with another method is a 405 naming the methods it has, as FastAPI answers.
-  fastify.setNotFoundHandler((request, reply) => {
+  function notFound (request: FastifyRequest, reply: FastifyReply) {
     const url = request.url.split('?', 1)[0]!
     const allowed = ROUTED_METHODS.filter((method) => method !== request.method && fastify.findRoute({ method, url }))
     if (allowed.length > 0) {
       return reply.code(405).header('allow', allowed.join(', ')).type(PROBLEM_CONTENT_TYPE).send(problem(405, 'Method Not Allowed', request.id))
     }
-    reply.code(404).type(PROBLEM_CONTENT_TYPE).send(problem(404, 'Not Found', request.id))
-  })
+    return reply.code(404).type(PROBLEM_CONTENT_TYPE).send(problem(404, 'Not Found', request.id))
+  }
+  fastify.setNotFoundHandler(notFound)
 
   await fastify.register(AutoLoad, { dir: join(root, 'plugins/external'), options: opts, forceESM: true })
   await fastify.register(AutoLoad, { dir: join(root, 'plugins/app'), options: opts, forceESM: true })

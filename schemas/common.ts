@@ -37,17 +37,27 @@ export const ValidationIssueSchema = Type.Object({
 }, { $id: 'ValidationIssue' })
 export type ValidationIssue = Static<typeof ValidationIssueSchema>
 
-export const ProblemSchema = Type.Object({
+const problemFields = {
   type: Type.String(),
   title: Type.String(),
   status: Type.Integer(),
-  detail: Type.String(),
-  request_id: Type.String(),
-  errors: Type.Optional(Type.Array(ref(ValidationIssueSchema)))
+  request_id: Type.String()
+}
+
+export const ProblemSchema = Type.Object({
+  ...problemFields,
+  detail: Type.String()
 }, { $id: 'Problem', description: 'RFC 9457 problem details' })
 export type Problem = Static<typeof ProblemSchema>
 
-export const sharedSchemas = [DetailSchema, ValidationIssueSchema, ProblemSchema]
+/** A validation failure, as FastAPI answers it: `detail` is the list of problems, one entry each. */
+export const ValidationProblemSchema = Type.Object({
+  ...problemFields,
+  detail: Type.Array(ref(ValidationIssueSchema))
+}, { $id: 'ValidationProblem', description: 'RFC 9457 problem details of a 422, with FastAPI\'s list in `detail`' })
+export type ValidationProblem = Static<typeof ValidationProblemSchema>
+
+export const sharedSchemas = [DetailSchema, ValidationIssueSchema, ProblemSchema, ValidationProblemSchema]
 
 const errorDescriptions: Record<number, string> = {
   400: 'Bad request',
@@ -100,8 +110,8 @@ export function problemResponses (...statuses: number[]) {
   return Object.fromEntries(all.map((status) => [status, {
     description: errorDescriptions[status] ?? 'Error',
     headers: responseHeaders(errorHeaders[status]),
-    content: { 'application/problem+json': { schema: ref(ProblemSchema) } }
-  }])) as Record<number, { description: string, headers: ResponseHeaders, content: { 'application/problem+json': { schema: ReturnType<typeof ref<typeof ProblemSchema>> } } }>
+    content: { 'application/problem+json': { schema: status === 422 ? ref(ValidationProblemSchema) : ref(ProblemSchema) } }
+  }])) as Record<number, { description: string, headers: ResponseHeaders, content: { 'application/problem+json': { schema: TSchema } } }>
 }
 
 /** Body routes can also refuse the body's size and media type. */

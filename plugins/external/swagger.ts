@@ -51,7 +51,9 @@ export default fp(async function swaggerPlugin (fastify) {
       info: {
         title: 'Chat Auth API',
         version: '1.0.0',
-        description: 'Authentication and chat streaming. Errors are RFC 9457 problem details (application/problem+json).'
+        description: 'Authentication and chat streaming. Errors are RFC 9457 problem details (application/problem+json); ' +
+          'a validation failure is a 422 whose `detail` is FastAPI\'s list `[{ loc, msg, type }]` (`ValidationProblem`). ' +
+          'A known path asked with another method answers 405 with `Allow`.'
       },
       // Relative first: Swagger UI and schemathesis then call whatever address served the document,
       // a proxy's too; generators that want an absolute default find this process's own.

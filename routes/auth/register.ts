@@ -19,16 +19,16 @@ const register: FastifyPluginAsyncTypebox = async (fastify) => {
       operationId: 'register',
       security: noSecurity,
       body: RegisterBodySchema,
-      response: { 201: success(ref(UserSchema), 'The new account, not verified yet'), ...bodyProblemResponses(400) }
+      response: { 200: success(ref(UserSchema), 'The new account, not verified yet (200, as the original answered)'), ...bodyProblemResponses(400) }
     }
-  }, async (request, reply) => {
+  }, async (request) => {
     const { email, password } = request.body
     const hash = await passwordHasher.hash(password)
     const user = await usersRepository.create(email, hash)
     request.log.info({ user_id: user.id }, 'user registered')
     await mailThrottle.record(email, 'verify-email')
     await mailer.send(email, await linkMails.issue(new ObjectId(user.id), 'verify-email'))
-    return reply.code(201).send(user)
+    return user
   })
 }
 

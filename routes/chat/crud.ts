@@ -22,11 +22,11 @@ const crud: FastifyPluginAsyncTypebox = async (fastify) => {
       summary: 'Create a chat',
       operationId: 'createChat',
       body: CreateChatBodySchema,
-      response: { 201: success(ref(ChatSchema), 'The new chat'), ...bodyProblemResponses(401) }
+      response: { 200: success(ref(ChatSchema), 'The new chat (200, as the original answered)'), ...bodyProblemResponses(401) }
     }
-  }, async (request, reply) => {
+  }, async (request) => {
     const { messages = [], ...settings } = request.body
-    return reply.code(201).send(await chats.create(request.user.id, settings, messages))
+    return await chats.create(request.user.id, settings, messages)
   })
 
   fastify.get('/', {

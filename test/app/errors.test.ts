@@ -1,5 +1,6 @@
+import { request } from 'node:http'
 import t from 'tap'
-import { build } from '../support/app.js'
+import { build, listen } from '../support/app.js'
 import { assertProblem } from '../support/problems.js'
 import { signUp } from '../support/users.js'
 
@@ -26,6 +27,17 @@ t.test('a known path with another method: 405 problem "Method Not Allowed" with 
     t.same(res.headers.allow?.toString().split(', ').sort(), allow.split(', ').sort(), `${method} ${url}: Allow ${allow}`)
   }
   assertProblem(t, await app.inject({ method: 'DELETE', url: '/nope' }), 404, 'Not Found')
+
+  // QUERY (RFC 10008) without a Content-Type is refused by Fastify before routing; still a 405 here.
+  const base = await listen(app)
+  const query = await new Promise<{ status?: number, allow?: string, body: string }>((resolve, reject) => {
+    request(`${base}/auth/login`, { method: 'QUERY' }, (res) => {
+      let body = ''
+      res.on('data', (chunk: Buffer) => { body += chunk.toString() })
+      res.on('end', () => resolve({ status: res.statusCode, allow: res.headers.allow, body }))
+    }).on('error', reject).end()
+  })
+  t.same([query.status, query.allow, JSON.parse(query.body).detail], [405, 'POST', 'Method Not Allowed'], 'QUERY /auth/login: 405, Allow POST')
 })
 
 t.test('a body over the route limit: 413, nothing stored', async (t) => {
@@ -108,10 +120,9 @@ t.test('validation errors: 422 listing every problem in FastAPI shape', async (t
   const app = await build(t)
   const res = await app.inject({ method: 'POST', url: '/auth/register', payload: { email: 'not-an-email', password: 'short' } })
   const body = assertProblem(t, res, 422)
-  t.equal(body.errors.length, 2)
-  t.same(body.errors.map((e: { loc: string[] }) => e.loc), [['body', 'email'], ['body', 'password']])
-  t.match(body.errors[1], { msg: 'String should have at least 8 characters', type: 'string_too_short' })
-  t.match(body.detail, /^email: /, 'detail names the first problem')
+  t.equal(body.detail.length, 2)
+  t.same(body.detail.map((e: { loc: string[] }) => e.loc), [['body', 'email'], ['body', 'password']])
+  t.match(body.detail[1], { msg: 'String should have at least 8 characters', type: 'string_too_short' })
 })
 
 t.test('an unexpected error: generic 500, details only in the log', async (t) => {

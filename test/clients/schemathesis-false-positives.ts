@@ -69,11 +69,11 @@ export const falsePositives: FalsePositive[] = [
   }
 ]
 
-/** The problem's text: `detail` when it is a string, else the messages of a 422's issues. */
+/** The problem's text: `detail` when it is a string, else the messages of a 422's list. */
 function problemText (body: unknown): string {
-  const problem = body as { detail?: unknown, errors?: unknown } | undefined
-  if (typeof problem?.detail === 'string' && !Array.isArray(problem.errors)) return problem.detail
-  const issues = Array.isArray(problem?.detail) ? problem.detail : Array.isArray(problem?.errors) ? problem.errors : []
+  const problem = body as { detail?: unknown } | undefined
+  if (typeof problem?.detail === 'string') return problem.detail
+  const issues = Array.isArray(problem?.detail) ? problem.detail : []
   return issues.map((issue: { loc?: unknown[], msg?: string }) => `${issue.loc?.join('.')}: ${issue.msg}`).join('; ')
 }
 

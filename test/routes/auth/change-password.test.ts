@@ -47,7 +47,7 @@ t.test('POST /auth/change-password', async (t) => {
 
     const weak = await changePassword(app, token, { current_password: PASSWORD, new_password: 'short' })
     t.equal(weak.statusCode, 422)
-    t.strictSame(weak.json().errors.map((e: { loc: string[] }) => e.loc), [['body', 'new_password']])
+    t.strictSame(weak.json().detail.map((e: { loc: string[] }) => e.loc), [['body', 'new_password']])
 
     t.equal((await changePassword(app, token, { new_password: NEW_PASSWORD })).statusCode, 422, 'missing current password')
     t.equal((await me(app, token)).statusCode, 200, 'the session is untouched')

@@ -150,7 +150,7 @@ t.test('POST /auth/resend-verification', async (t) => {
     const app = await build(t)
     const missing = await post(app, '/auth/resend-verification')
     t.equal(missing.statusCode, 422)
-    t.match(missing.json(), { status: 422, errors: [{ loc: ['query', 'email'] }] })
+    t.match(missing.json(), { status: 422, detail: [{ loc: ['query', 'email'] }] })
     t.equal((await post(app, '/auth/resend-verification', {})).statusCode, 422, 'empty JSON body')
     t.equal((await post(app, '/auth/resend-verification?email=nope')).statusCode, 422, 'not an address')
     t.equal((await post(app, '/auth/resend-verification', { email: { $gt: '' } })).statusCode, 422, 'an operator object')

@@ -75,7 +75,7 @@ t.test('POST /auth/login', async (t) => {
       payload: new URLSearchParams({ password: PASSWORD }).toString()
     })
     t.equal(noUser.statusCode, 422, 'missing username')
-    t.strictSame(noUser.json().errors.map((e: { loc: string[] }) => e.loc), [['body', 'username']])
+    t.strictSame(noUser.json().detail.map((e: { loc: string[] }) => e.loc), [['body', 'username']])
 
     const otherGrant = await app.inject({
       method: 'POST',
@@ -84,7 +84,7 @@ t.test('POST /auth/login', async (t) => {
       payload: new URLSearchParams({ grant_type: 'client_credentials', username: email, password: PASSWORD }).toString()
     })
     t.equal(otherGrant.statusCode, 422, 'grant_type other than password')
-    t.strictSame(otherGrant.json().errors.map((e: { loc: string[] }) => e.loc), [['body', 'grant_type']])
+    t.strictSame(otherGrant.json().detail.map((e: { loc: string[] }) => e.loc), [['body', 'grant_type']])
 
     const noPassword = await post(app, '/auth/login', { username: email })
     t.equal(noPassword.statusCode, 422, 'missing password')
@@ -142,7 +142,7 @@ t.test('per-IP rate limits (RATE_LIMIT_ENABLED)', async (t) => {
   t.test('login answers 429 with Retry-After once the limit is spent', async (t) => {
     const app = await build(t, { RATE_LIMIT_ENABLED: 'true' })
     const email = uniqueEmail('limited')
-    t.equal((await register(app, email)).statusCode, 201)
+    t.equal((await register(app, email)).statusCode, 200)
 
     const max = rateLimits.login.rateLimit.max
     const allowed = []

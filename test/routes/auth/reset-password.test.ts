@@ -126,7 +126,7 @@ t.test('POST /auth/reset-password', async (t) => {
 
     const weak = await post(app, `/auth/reset-password/${token}`, { new_password: 'short' })
     t.equal(weak.statusCode, 422, 'policy failure')
-    t.strictSame(weak.json().errors.map((e: { loc: string[] }) => e.loc), [['body', 'new_password']])
+    t.strictSame(weak.json().detail.map((e: { loc: string[] }) => e.loc), [['body', 'new_password']])
     const weakQuery = await post(app, `/auth/reset-password/${token}?new_password=${'x'.repeat(129)}`)
     t.equal(weakQuery.statusCode, 422, 'policy failure in the query')
     t.equal((await post(app, `/auth/reset-password/${token}`, {})).statusCode, 422, 'no new password at all')
