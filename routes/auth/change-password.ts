@@ -26,7 +26,7 @@ const changePassword: FastifyPluginAsyncTypebox = async (fastify) => {
     const user = await usersRepository.findCredentialsById(request.user.id)
     if (!user) throw new InvalidTokenError()
     // Wrong current passwords count with failed logins: this is a password check too.
-    if (!await passwordCheck.verify(user.email, user, current, request.log)) {
+    if (!await passwordCheck.verify(user.email, user, current, request)) {
       request.log.info({ user_id: request.user.id }, 'password change refused: wrong current password')
       throw httpErrors.unauthorized('Current password is incorrect')
     }

@@ -33,7 +33,7 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     if (email === undefined) throw new RequestValidationError([{ loc: ['body', 'username'], msg: 'Field required', type: 'missing' }])
 
     const user = await usersRepository.findCredentials(email)
-    const verified = await passwordCheck.verify(email, user, password, request.log)
+    const verified = await passwordCheck.verify(email, user, password, request)
     if (!user || !verified) {
       if (user) request.log.info({ user_id: user._id.toHexString() }, 'login failed: wrong password')
       else request.log.info('login failed: unknown address')

@@ -37,7 +37,7 @@ const me: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request, reply) => {
     const user = await usersRepository.findCredentialsById(request.user.id)
     if (!user) throw new InvalidTokenError()
-    if (!await passwordCheck.verify(user.email, user, request.body.password, request.log)) {
+    if (!await passwordCheck.verify(user.email, user, request.body.password, request)) {
       request.log.info({ user_id: request.user.id }, 'account deletion refused: wrong password')
       throw httpErrors.unauthorized('Incorrect password')
     }

@@ -30,7 +30,7 @@ export default fp(async function accountDeletion (fastify) {
       for (const { step } of steps) await step(userId)
       await oneTimeTokens.deleteAllOf(userId)
       await mailer.deleteFor(email)
-      await loginThrottle.reset(email)
+      await loginThrottle.clear(email)
       await sessionsRepository.deleteAllOf(userId)
       await usersRepository.delete(userId)
     }

@@ -1,54 +1,117 @@
+import { randomInt } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Collection, ObjectId } from 'mongodb'
+import { isDuplicateKey } from '../../../lib/database-errors.js'
 import { TooManyFailuresError } from './errors.js'
 import { repositoryPlugin } from '../platform/repository-plugin.js'
 
-interface FailureDocument {
-  _id: ObjectId
+/** One password check that may still fail: a slot of its address's (and IP's) limit, held for the window. */
+interface AttemptDocument {
+  /** `{window}:{slot}:{scope}`: the unique key that makes a slot go to exactly one attempt. */
+  _id: string
+  scope: string
+  window: number
   email: string
-  at: Date
+  expires_at: Date
 }
 
 export const LOGIN_FAILURE_WINDOW_MS = 15 * 60_000
+export const ACCOUNT_FAILURE_WINDOW_MS = 60 * 60_000
+const PRUNE_INTERVAL_MS = 10 * 60_000
+
+interface Limit {
+  scope: string
+  max: number
+  windowMs: number
+}
+
+/** A password check allowed to run; it holds its slots until it is told how it ended. */
+export interface Attempt {
+  /** The password was right: this address+IP starts afresh, and the check no longer counts. */
+  succeeded (): Promise<void>
+  /** The check never ran (the hasher was busy, an error): it does not count. */
+  abandon (): Promise<void>
+}
 
 /**
- * Failed password checks per address, in the database so every instance (and a restart) sees them.
- * Each failure is its own document: inserts cannot lose a count the way concurrent increments can.
- * Unknown addresses are counted exactly like real ones, so a 429 reveals nothing.
+ * Failed password checks, per address and client IP (`maxFailures` per 15 minutes) and per address
+ * across all IPs (`maxPerAccount` per hour), in fixed windows stored in the database so every
+ * instance sees them. A check first claims a free slot 1..max of each window, by inserting its
+ * unique key, before any hash runs: parallel attempts cannot all be checked, on MongoDB and on
+ * FerretDB 1.x alike (whose filtered updates are not isolated, so no counter is incremented). A
+ * failure keeps its slots until the window ends. Unknown addresses are counted like real ones.
  */
-export function createLoginThrottle (failures: Collection<FailureDocument>, maxFailures: number) {
-  const windowStart = () => new Date(Date.now() - LOGIN_FAILURE_WINDOW_MS)
-  async function retryAfter (email: string): Promise<number> {
-    const recent = { email, at: { $gt: windowStart() } }
-    const count = await failures.countDocuments(recent)
-    if (count < maxFailures) return 0
-    // Blocked until enough failures leave the window to drop below the limit.
-    const [unblocking] = await failures.find(recent, { projection: { at: 1 } }).sort({ at: 1 }).skip(count - maxFailures).limit(1).toArray()
-    const until = (unblocking?.at.getTime() ?? Date.now()) + LOGIN_FAILURE_WINDOW_MS
-    return Math.max(1, Math.ceil((until - Date.now()) / 1000))
+export function createLoginThrottle (attempts: Collection<AttemptDocument>, maxFailures: number, maxPerAccount: number) {
+  /** A free slot of the current window of `limit`, claimed; else the seconds until the window ends. */
+  async function claim (email: string, { scope, max, windowMs }: Limit): Promise<{ key: string } | { wait: number }> {
+    const now = Date.now()
+    const window = Math.floor(now / windowMs)
+    const end = (window + 1) * windowMs
+    const taken = new Set((await attempts.find({ scope, window }, { projection: { _id: 1 } }).toArray()).map((a) => a._id))
+    const free = []
+    for (let slot = 1; slot <= max; slot++) {
+      const key = `${window}:${slot}:${scope}`
+      if (!taken.has(key)) free.push(key)
+    }
+    // Parallel attempts read the same free slots: each starts at a random one, so few collide.
+    const start = free.length > 0 ? randomInt(free.length) : 0
+    for (let i = 0; i < free.length; i++) {
+      const key = free[(start + i) % free.length]!
+      try {
+        await attempts.insertOne({ _id: key, scope, window, email, expires_at: new Date(end) })
+        return { key }
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error
+      }
+    }
+    return { wait: Math.max(1, Math.ceil((end - Date.now()) / 1000)) }
+  }
+
+  function blocked (wait: number, log: FastifyBaseLogger, userId: ObjectId | undefined): never {
+    log.warn({ user_id: userId?.toHexString() }, 'password check blocked: too many failures')
+    throw new TooManyFailuresError(wait)
   }
 
   return {
     async ensureIndexes () {
-      await failures.createIndex({ email: 1, at: 1 }, { name: 'email_at' })
+      await attempts.createIndex({ scope: 1, window: 1 }, { name: 'scope_window' })
+      await attempts.createIndex({ email: 1 }, { name: 'email' })
+      await attempts.createIndex({ expires_at: 1 }, { name: 'expiry' })
     },
 
-    /** Throws (and logs) the 429 while the address is blocked (login, password change, account deletion). */
-    async assertAllowed (email: string, log: FastifyBaseLogger, userId: ObjectId | undefined) {
-      const wait = await retryAfter(email)
-      if (wait === 0) return
-      log.warn({ user_id: userId?.toHexString() }, 'password check blocked: too many failures')
-      throw new TooManyFailuresError(wait)
+    /**
+     * Claims the check's place under both limits, or throws (and logs) the 429: login, password
+     * change and account deletion, before the password is hashed.
+     */
+    async begin (email: string, ip: string, log: FastifyBaseLogger, userId: ObjectId | undefined): Promise<Attempt> {
+      const perIp = `ip|${ip}|${email}`
+      const fromIp = await claim(email, { scope: perIp, max: maxFailures, windowMs: LOGIN_FAILURE_WINDOW_MS })
+      if ('wait' in fromIp) blocked(fromIp.wait, log, userId)
+      const overall = await claim(email, { scope: `account|${email}`, max: maxPerAccount, windowMs: ACCOUNT_FAILURE_WINDOW_MS })
+      if ('wait' in overall) {
+        await attempts.deleteOne({ _id: fromIp.key })
+        blocked(overall.wait, log, userId)
+      }
+      return {
+        async succeeded () {
+          await attempts.deleteMany({ scope: perIp })
+          await attempts.deleteOne({ _id: overall.key })
+        },
+        async abandon () {
+          await attempts.deleteMany({ _id: { $in: [fromIp.key, overall.key] } })
+        }
+      }
     },
 
-    async recordFailure (email: string) {
-      await failures.insertOne({ email, at: new Date() } as FailureDocument)
-      // Old failures no longer count; dropping them keeps the collection small without a TTL index.
-      await failures.deleteMany({ email, at: { $lte: windowStart() } })
+    /** Every counter of the address ends (a completed reset, a deleted account). */
+    async clear (email: string) {
+      await attempts.deleteMany({ email })
     },
 
-    async reset (email: string) {
-      await failures.deleteMany({ email })
+    /** Deletes the slots of windows that have passed; returns how many. */
+    async prune () {
+      const { deletedCount } = await attempts.deleteMany({ expires_at: { $lte: new Date() } })
+      return deletedCount
     }
   }
 }
@@ -59,5 +122,9 @@ declare module 'fastify' {
   }
 }
 
-export default repositoryPlugin('loginThrottle', (db, fastify) =>
-  createLoginThrottle(db.collection<FailureDocument>('login_failures'), fastify.config.LOGIN_MAX_FAILURES), ['env'])
+export default repositoryPlugin('loginThrottle', (db, fastify) => {
+  const { LOGIN_MAX_FAILURES, LOGIN_MAX_FAILURES_PER_ACCOUNT } = fastify.config
+  const throttle = createLoginThrottle(db.collection<AttemptDocument>('login_attempts'), LOGIN_MAX_FAILURES, LOGIN_MAX_FAILURES_PER_ACCOUNT)
+  fastify.periodicJobs.add('login attempts pruning', { everyMs: PRUNE_INTERVAL_MS, task: async () => { await throttle.prune() } })
+  return throttle
+}, ['env', 'periodic-jobs'])

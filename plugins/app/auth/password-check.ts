@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import type { FastifyBaseLogger } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import type { ObjectId } from 'mongodb'
 
 /** What a password is checked against: the account's stored hash. */
@@ -11,11 +11,12 @@ export interface Credentials {
 export interface PasswordCheck {
   /**
    * Whether `password` is the password of `account`, the account of `email` (null when there is
-   * none: a dummy hash takes the same time). Throws TooManyFailuresError while the address is
-   * blocked. A failure is counted against the address; a success clears the count and upgrades a
-   * hash made with older parameters.
+   * none: a dummy hash takes the same time), asked by `request` (its client IP and log). Throws
+   * TooManyFailuresError, without hashing, when the check has no place left under the limits of
+   * the address and IP or of the address. A failure keeps its place; a success clears the count of
+   * the address and IP and upgrades a hash made with older parameters.
    */
-  verify (email: string, account: Credentials | null, password: string, log: FastifyBaseLogger): Promise<boolean>
+  verify (email: string, account: Credentials | null, password: string, request: Pick<FastifyRequest, 'ip' | 'log'>): Promise<boolean>
 }
 
 declare module 'fastify' {
@@ -28,19 +29,18 @@ declare module 'fastify' {
 export default fp(async function passwordCheck (fastify) {
   const { loginThrottle, passwordHasher, usersRepository } = fastify
   fastify.decorate('passwordCheck', {
-    async verify (email, account, password, log) {
-      await loginThrottle.assertAllowed(email, log, account?._id)
-      if (!account) {
-        await passwordHasher.verifyNothing(password)
-        await loginThrottle.recordFailure(email)
-        return false
+    async verify (email, account, password, { ip, log }) {
+      const attempt = await loginThrottle.begin(email, ip, log, account?._id)
+      let check: Awaited<ReturnType<typeof passwordHasher.verify>> | undefined
+      try {
+        if (account) check = await passwordHasher.verify(account.password_hash, password)
+        else await passwordHasher.verifyNothing(password)
+      } catch (error) {
+        await attempt.abandon()
+        throw error
       }
-      const check = await passwordHasher.verify(account.password_hash, password)
-      if (!check.ok) {
-        await loginThrottle.recordFailure(email)
-        return false
-      }
-      await loginThrottle.reset(email)
+      if (!account || !check?.ok) return false // the failure keeps its place
+      await attempt.succeeded()
       if (check.needsRehash) await usersRepository.upgradePasswordHash(account._id, account.password_hash, await passwordHasher.hash(password))
       return true
     }

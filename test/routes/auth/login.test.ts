@@ -2,7 +2,7 @@ import argon2 from 'argon2'
 import t from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import { rateLimits } from '../../../plugins/app/auth/limits.js'
-import { build, db, post } from '../../support/app.js'
+import { build, db, post, type TestApp } from '../../support/app.js'
 import { argon2Params, loginForm, loginJson, me, PASSWORD, register, signUp, uniqueEmail, userDoc } from '../../support/users.js'
 
 /** A problem+json body without its per-request id, for comparing two answers. */
@@ -190,6 +190,51 @@ t.test('too many failed logins: 429 with Retry-After, even with the right passwo
   t.ok(Number(blocked.headers['retry-after']) > 0 && Number(blocked.headers['retry-after']) <= 900, 'Retry-After within the window')
   t.match(blocked.headers['content-type'], /problem\+json/)
 
-  await db(app).collection('login_failures').updateMany({}, { $set: { at: new Date(Date.now() - 16 * 60_000) } })
+  // The failures as a window that has ended leaves them: keyed to the previous window, expired.
+  const attempts = db(app).collection<{ _id: string, window: number, expires_at: Date }>('login_attempts')
+  const ended = (await attempts.find().toArray()).map((a) => ({ ...a, _id: a._id.replace(/^\d+/, String(a.window - 1)), window: a.window - 1, expires_at: new Date(Date.now() - 1000) }))
+  t.ok(ended.length >= 6, 'the failures are stored')
+  await attempts.deleteMany({})
+  await attempts.insertMany(ended)
   t.equal((await loginJson(app, email)).statusCode, 200, 'allowed again once the window passed')
+})
+
+/** A JSON login from a client at `ip`. */
+async function loginFrom (app: TestApp, ip: string, email: string, password = PASSWORD) {
+  return await app.inject({ method: 'POST', url: '/auth/login', remoteAddress: ip, payload: { username: email, password } })
+}
+
+t.test('30 parallel wrong logins for one address: only LOGIN_MAX_FAILURES are checked, the rest 429; unknown addresses alike', async (t) => {
+  const app = await build(t, { LOGIN_MAX_FAILURES: '5' })
+  const { email } = await signUp(app)
+  for (const address of [email, uniqueEmail('ghost')]) {
+    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => loginJson(app, address, `wrong password ${i}`)))
+    const statuses = answers.map((r) => r.statusCode)
+    t.equal(statuses.filter((s) => s === 401).length, 5, `${address === email ? 'real' : 'unknown'} address: 5 checked (401)`)
+    t.equal(statuses.filter((s) => s === 429).length, 25, 'the other 25 refused unchecked (429)')
+  }
+  t.equal((await loginJson(app, email)).statusCode, 429, 'the right password is refused too')
+})
+
+t.test('the lockout is per address and IP, with a higher per-address limit across IPs; old entries are pruned', async (t) => {
+  const app = await build(t, { LOGIN_MAX_FAILURES: '3', LOGIN_MAX_FAILURES_PER_ACCOUNT: '5' })
+  const { email } = await signUp(app)
+  for (let i = 0; i < 3; i++) t.equal((await loginFrom(app, '203.0.113.1', email, 'a wrong password')).statusCode, 401)
+  const attacker = await loginFrom(app, '203.0.113.1', email)
+  t.equal(attacker.statusCode, 429, 'the guessing IP is blocked, even with the right password')
+  t.ok(Number(attacker.headers['retry-after']) > 0 && Number(attacker.headers['retry-after']) <= 900, 'Retry-After within 15 minutes')
+  t.equal((await loginFrom(app, '198.51.100.7', email)).statusCode, 200, 'the owner, from another IP, still logs in')
+
+  t.equal((await loginFrom(app, '203.0.113.2', email, 'a wrong password')).statusCode, 401, 'failure 4 across IPs')
+  t.equal((await loginFrom(app, '203.0.113.3', email, 'a wrong password')).statusCode, 401, 'failure 5 across IPs')
+  const everyone = await loginFrom(app, '198.51.100.7', email)
+  t.equal(everyone.statusCode, 429, 'past the per-address limit every IP is refused, the owner\'s too')
+  t.ok(Number(everyone.headers['retry-after']) > 0 && Number(everyone.headers['retry-after']) <= 3600, 'Retry-After within the hour')
+
+  const stored = db(app).collection<{ _id: string, expires_at: Date }>('login_attempts')
+  t.ok(await stored.countDocuments() > 0, 'the failures are stored')
+  t.equal(await app.loginThrottle.prune(), 0, 'nothing is pruned while its window lasts')
+  await stored.updateMany({}, { $set: { expires_at: new Date(Date.now() - 1000) } })
+  t.ok(await app.loginThrottle.prune() > 0, 'entries of windows that have passed are pruned')
+  t.equal(await stored.countDocuments(), 0, 'none is left')
 })

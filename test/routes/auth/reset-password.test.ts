@@ -149,3 +149,14 @@ t.test('POST /auth/reset-password', async (t) => {
     t.equal((await loginForm(app, email, PASSWORD)).statusCode, 200, 'the password is unchanged')
   })
 })
+
+t.test('a completed reset lifts the lockout of the address', async (t) => {
+  const { app, smtp } = await appWithMail(t, { VERIFICATION_RESEND_SECONDS: '0', LOGIN_MAX_FAILURES: '3' })
+  const { email } = await signUp(app)
+  for (let i = 0; i < 3; i++) t.equal((await loginForm(app, email, 'a guessed password')).statusCode, 401)
+  t.equal((await loginForm(app, email, PASSWORD)).statusCode, 429, 'the address is locked out')
+
+  const token = await resetToken(app, smtp, email)
+  t.equal((await post(app, '/auth/reset-password', { token, new_password: NEW_PASSWORD })).statusCode, 200)
+  t.equal((await loginForm(app, email, NEW_PASSWORD)).statusCode, 200, 'the owner logs in with the new password at once')
+})
