@@ -40,6 +40,13 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
       throw incorrect()
     }
     const { sessionId, refreshToken } = await sessionsRepository.create(user._id, { userAgent: request.headers['user-agent'], ip: request.ip })
+    // A new password, a reset or a deletion may have landed while the password was checked. One that
+    // lands after this read ends this session itself (it ends every session after moving the version).
+    if (!await usersRepository.holdsCredentials(user._id, user.credentials_version)) {
+      await sessionsRepository.revoke(user._id.toHexString(), sessionId.toHexString())
+      request.log.info({ user_id: user._id.toHexString() }, 'login failed: the password changed meanwhile')
+      throw incorrect()
+    }
     request.log.info({ user_id: user._id.toHexString(), session_id: sessionId.toHexString() }, 'login succeeded')
     return await fastify.sessionTokens(reply, user._id, sessionId, refreshToken)
   })

@@ -17,8 +17,9 @@ declare module 'fastify' {
 }
 
 /**
- * Deletes everything of a user. Sessions end first (tokens and streams stop at once); the user
- * document goes last, so an interrupted deletion can be finished by logging in and deleting again.
+ * Deletes everything of a user. The user document goes first, so a login whose password check was
+ * racing this cannot keep a session (it finds its user gone, see routes/auth/login.ts); then the
+ * sessions end (tokens and streams stop at once), and the rest goes.
  */
 export default fp(async function accountDeletion (fastify) {
   const { sessionEnding, sessionsRepository, oneTimeTokens, mailer, loginThrottle, usersRepository } = fastify
@@ -26,13 +27,13 @@ export default fp(async function accountDeletion (fastify) {
   fastify.decorate('accountDeletion', {
     add (name, step) { steps.push({ name, step }) },
     async delete (userId, email) {
+      await usersRepository.delete(userId)
       await sessionEnding.endAll(userId.toHexString())
       for (const { step } of steps) await step(userId)
       await oneTimeTokens.deleteAllOf(userId)
       await mailer.deleteFor(email)
       await loginThrottle.clear(email)
       await sessionsRepository.deleteAllOf(userId)
-      await usersRepository.delete(userId)
     }
   } satisfies AccountDeletion)
 }, {

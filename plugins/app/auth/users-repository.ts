@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { Collection, ObjectId } from 'mongodb'
 import { findOneById } from '../../../lib/by-id.js'
 import { isDuplicateKey } from '../../../lib/database-errors.js'
@@ -13,6 +14,11 @@ export interface UserDocument {
   is_verified: boolean
   created_at: Date
   updated_at: Date
+  /**
+   * A fresh random value with every new password (absent until the first): a login read it with the
+   * hash, so a session it made after the password moved on can tell (see `holdsCredentials`).
+   */
+  credentials_version?: string
 }
 
 /** What the API returns about a user; the hash never leaves the repository through it. */
@@ -50,7 +56,17 @@ export function createUsersRepository (users: Collection<UserDocument>) {
 
     /** For checking a password: the one read that includes the hash. */
     async findCredentials (email: string) {
-      return await users.findOne({ email }, { projection: { password_hash: 1, email: 1, is_verified: 1 } })
+      return await users.findOne({ email }, { projection: { password_hash: 1, email: 1, is_verified: 1, credentials_version: 1 } })
+    },
+
+    /**
+     * Whether the user still exists with the credentials `version` read before its password was
+     * checked. Random values, not a counter: FerretDB 1.x may lose one of two concurrent increments,
+     * and a lost one could bring back a value a login has already read.
+     */
+    async holdsCredentials (id: ObjectId, version: string | undefined): Promise<boolean> {
+      const doc = await findOneById(users, id, { credentials_version: 1 })
+      return doc !== null && doc.credentials_version === version
     },
 
     async findCredentialsById (id: string) {
@@ -63,7 +79,7 @@ export function createUsersRepository (users: Collection<UserDocument>) {
     },
 
     async setPasswordHash (id: ObjectId, passwordHash: string) {
-      await users.updateOne({ _id: id }, { $set: { password_hash: passwordHash, updated_at: new Date() } })
+      await users.updateOne({ _id: id }, { $set: { password_hash: passwordHash, credentials_version: randomUUID(), updated_at: new Date() } })
     },
 
     /** Replaces the hash only if it is still the one that was checked (a racing change wins). */

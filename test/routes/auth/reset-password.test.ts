@@ -1,7 +1,7 @@
 import t from 'tap'
-import { post } from '../../support/app.js'
+import { db, post } from '../../support/app.js'
 import { allMailsAfterClose, appWithMail, mailFor, resetToken, SUBJECTS, tokenDocs, tokenOf } from '../../support/mail.js'
-import { login, loginForm, me, PASSWORD, signUp, userDoc } from '../../support/users.js'
+import { login, loginForm, loginJson, me, PASSWORD, signUp, userDoc } from '../../support/users.js'
 
 const NEW_PASSWORD = 'a whole new password 🔑'
 
@@ -159,4 +159,23 @@ t.test('a completed reset lifts the lockout of the address', async (t) => {
   const token = await resetToken(app, smtp, email)
   t.equal((await post(app, '/auth/reset-password', { token, new_password: NEW_PASSWORD })).statusCode, 200)
   t.equal((await loginForm(app, email, NEW_PASSWORD)).statusCode, 200, 'the owner logs in with the new password at once')
+})
+
+t.test('12 logins with the old password racing a reset: none keeps a working session, refresh included', async (t) => {
+  const { app, smtp } = await appWithMail(t)
+  const { email } = await signUp(app)
+  const token = await resetToken(app, smtp, email)
+  const [reset, ...logins] = await Promise.all([
+    post(app, '/auth/reset-password', { token, new_password: NEW_PASSWORD }),
+    ...Array.from({ length: 12 }, () => loginJson(app, email, PASSWORD))
+  ])
+  t.equal(reset!.statusCode, 200)
+  const sessions = logins.filter((r) => r.statusCode === 200).map((r) => r.json())
+  t.comment(`${sessions.length} of 12 logins answered 200`)
+  for (const { access_token: access, refresh_token: refresh } of sessions) {
+    t.equal((await me(app, access)).statusCode, 401, 'the access token is dead')
+    t.equal((await post(app, '/auth/refresh', { refresh_token: refresh })).statusCode, 401, 'and so is its refresh token')
+  }
+  t.equal(await db(app).collection('sessions').countDocuments({ revoked_at: null }), 0, 'no live session of the old password')
+  t.equal((await loginForm(app, email, NEW_PASSWORD)).statusCode, 200, 'the new password works')
 })

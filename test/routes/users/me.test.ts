@@ -123,3 +123,27 @@ t.test('DELETE /users/me needs the password and deletes everything of the user',
   t.equal((await loginJson(app, email)).statusCode, 401, 'the account cannot log in')
   t.equal((await app.inject({ url: '/users/me', headers: other.headers })).statusCode, 200, 'others are untouched')
 })
+
+t.test('logins racing DELETE /users/me: no session of the deleted user lists or creates chats, or refreshes', async (t) => {
+  const app = await build(t)
+  const { email, headers } = await signUp(app)
+  // Logins start one after another for as long as the deletion runs, so some are in flight at every step of it.
+  let deleting = true
+  const deletion = app.inject({ method: 'DELETE', url: '/users/me', headers, payload: { password: PASSWORD } }).finally(() => { deleting = false })
+  const logins = []
+  while (deleting) {
+    logins.push(loginJson(app, email))
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  t.equal((await deletion).statusCode, 204)
+  const sessions = (await Promise.all(logins)).filter((r) => r.statusCode === 200).map((r) => r.json())
+  t.comment(`${sessions.length} of ${logins.length} logins answered 200`)
+  for (const { access_token: token, refresh_token: refresh } of sessions) {
+    const auth = { authorization: `Bearer ${token}` }
+    t.equal((await app.inject({ url: '/chat/', headers: auth })).statusCode, 401, 'listing chats: 401')
+    t.equal((await app.inject({ method: 'POST', url: '/chat/', headers: auth, payload: { title: 'nobody\'s' } })).statusCode, 401, 'creating a chat: 401')
+    t.equal((await app.inject({ method: 'POST', url: '/auth/refresh', payload: { refresh_token: refresh } })).statusCode, 401, 'refresh: 401')
+  }
+  t.equal(await db(app).collection('chats').countDocuments({}), 0, 'no chat without an owner')
+  t.equal(await db(app).collection('sessions').countDocuments({ revoked_at: null }), 0, 'no live session left')
+})
