@@ -128,10 +128,10 @@ t.test('logins racing DELETE /users/me: no session of the deleted user lists or 
   const app = await build(t)
   const { email, headers } = await signUp(app)
   // Logins start one after another for as long as the deletion runs, so some are in flight at every step of it.
-  let deleting = true
-  const deletion = app.inject({ method: 'DELETE', url: '/users/me', headers, payload: { password: PASSWORD } }).finally(() => { deleting = false })
+  const state = { deleting: true }
+  const deletion = app.inject({ method: 'DELETE', url: '/users/me', headers, payload: { password: PASSWORD } }).finally(() => { state.deleting = false })
   const logins = []
-  while (deleting) {
+  while (state.deleting) {
     logins.push(loginJson(app, email))
     await new Promise((resolve) => setTimeout(resolve, 5))
   }
