@@ -94,8 +94,7 @@ export function createLoginThrottle (attempts: Collection<AttemptDocument>, maxF
       }
       return {
         async succeeded () {
-          await attempts.deleteMany({ scope: perIp })
-          await attempts.deleteOne({ _id: overall.key })
+          await attempts.deleteMany({ $or: [{ scope: perIp }, { _id: overall.key }] })
         },
         async abandon () {
           await attempts.deleteMany({ _id: { $in: [fromIp.key, overall.key] } })
