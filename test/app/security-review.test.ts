@@ -87,6 +87,20 @@ t.test('item 6: wrong current passwords at change-password feed the login failur
   t.equal((await loginForm(app, email, NEW_PASSWORD)).statusCode, 429, 'the new password was never set, and the address stays blocked')
 })
 
+t.test('item 6: 30 parallel wrong current passwords at change-password and DELETE /users/me: only the limit is checked', async (t) => {
+  const app = await build(t, { LOGIN_MAX_FAILURES: '4' })
+  for (const [name, attempt] of [
+    ['change-password', (headers: Record<string, string>, i: number) => post(app, '/auth/change-password', { current_password: `wrong ${i}`, new_password: NEW_PASSWORD }, headers)],
+    ['DELETE /users/me', (headers: Record<string, string>, i: number) => app.inject({ method: 'DELETE', url: '/users/me', headers, payload: { password: `wrong ${i}` } })]
+  ] as const) {
+    const { email, headers } = await signUp(app)
+    const statuses = (await Promise.all(Array.from({ length: 30 }, (_, i) => attempt(headers, i)))).map((r) => r.statusCode)
+    t.equal(statuses.filter((s) => s === 401).length, 4, `${name}: 4 checked (401)`)
+    t.equal(statuses.filter((s) => s === 429).length, 26, `${name}: 26 refused unchecked (429)`)
+    t.equal((await loginForm(app, email, PASSWORD)).statusCode, 429, `${name}: the address is locked out`)
+  }
+})
+
 t.test('item 8: token answers are exactly the token fields, with Cache-Control: no-store and Pragma: no-cache', async (t) => {
   const app = await build(t)
   const email = uniqueEmail('pragma')
