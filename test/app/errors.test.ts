@@ -1,7 +1,7 @@
 import { request } from 'node:http'
 import t from 'tap'
 import { build, listen } from '../support/app.js'
-import { assertProblem } from '../support/problems.js'
+import { assertProblem, assertValidation } from '../support/problems.js'
 import { signUp } from '../support/users.js'
 
 t.test('unknown route: 404 problem "Not Found"', async (t) => {
@@ -187,4 +187,39 @@ t.test('CORS: listed origins with credentials, others refused', async (t) => {
   t.equal(listed.headers['access-control-allow-credentials'], 'true')
   const other = await app.inject({ url: '/health', headers: { origin: 'http://evil.example' } })
   t.notOk(other.headers['access-control-allow-origin'])
+})
+
+t.test('an over-long array of invalid items: one small 422 naming the list, the process unharmed', async (t) => {
+  const app = await build(t)
+  const { headers } = await signUp(app)
+  // 100,000 empty messages (about 300 KiB), with a bad title before them.
+  const payload = `{"title":1,"messages":[${Array(100_000).fill('{}').join(',')}]}`
+  const res = await app.inject({ method: 'POST', url: '/chat/', headers: { ...headers, 'content-type': 'application/json' }, payload })
+  t.ok(res.body.length < 2048, `a small answer (${res.body.length} bytes)`)
+  const body = assertProblem(t, res, 422)
+  t.match(body.detail.find((e: { loc: string[] }) => e.loc[1] === 'messages'), { msg: 'List should have at most 100 items', type: 'too_long' })
+  t.ok(body.detail.some((e: { loc: string[] }) => e.loc[1] === 'title'), 'the other problem still listed')
+  t.notOk(body.detail.some((e: { loc: unknown[] }) => e.loc.length > 2), 'no problem per item')
+
+  const within = await app.inject({ method: 'POST', url: '/chat/', headers, payload: { messages: [{}, { role: 'user', content: 'hi' }] } })
+  t.same(assertValidation(t, within, ['body', 'messages', 0, 'role']).detail.map((e: { loc: unknown[] }) => e.loc),
+    [['body', 'messages', 0, 'role'], ['body', 'messages', 0, 'content']], 'items of a list within its limit are still checked one by one')
+  t.equal(await app.mongo.db!.collection('chats').countDocuments(), 0)
+  t.equal((await app.inject({ url: '/health' })).statusCode, 200)
+})
+
+t.test('integer query parameters out of any range (Infinity, 1e400, past int32): 422, never a driver error', async (t) => {
+  const app = await build(t)
+  const { headers } = await signUp(app)
+  const chat = await app.inject({ method: 'POST', url: '/chat/', headers, payload: { title: 'x' } })
+  const messages = `/chat/${chat.json().id as string}/messages`
+  for (const value of ['Infinity', '-Infinity', '1e400', '2147483648', '1e20', '-1']) {
+    assertValidation(t, await app.inject({ url: `/chat/?skip=${value}`, headers }), ['query', 'skip'])
+    assertValidation(t, await app.inject({ url: `/chat/?limit=${value}`, headers }), ['query', 'limit'])
+    assertValidation(t, await app.inject({ url: `${messages}?limit=${value}`, headers }), ['query', 'limit'])
+  }
+  for (const value of ['-0', '0', '2147483647']) {
+    t.equal((await app.inject({ url: `/chat/?skip=${value}`, headers })).statusCode, 200, `skip=${value}`)
+  }
+  t.notOk(app.logs.lines.some((l) => Number(l.level) >= 50), 'nothing logged as an error')
 })
