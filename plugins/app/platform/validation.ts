@@ -24,7 +24,7 @@ const validationParts: Record<string, string> = { body: 'body', querystring: 'qu
 export default fp(async function validation (fastify) {
   const validators = createValidators()
   fastify.setValidatorCompiler(({ schema, httpPart }) =>
-    (httpPart === 'body' ? validators.body : validators.text).compile(itemsWithinLimit(schema)))
+    (httpPart === 'body' ? validators.body : validators.text).compile(itemsWithinLimit(schema) as object))
   fastify.setSchemaErrorFormatter((errors, dataVar) => {
     const error = new Error(`${dataVar} is invalid`) as FastifyError & { issues: ValidationIssue[] }
     error.issues = toValidationIssues(errors, validationParts[dataVar] ?? dataVar)
