@@ -8,6 +8,7 @@ import Fastify, { LogController, type FastifyError, type FastifyHttpOptions, typ
 import fp from 'fastify-plugin'
 import { stdTimeFunctions } from 'pino'
 import { isDatabaseUnavailable } from './lib/database-errors.js'
+import { clientErrorHandler, frameworkErrors } from './lib/early-errors.js'
 import { PROBLEM_CONTENT_TYPE, problem, validationProblem } from './lib/problem.js'
 import { redactPaths, redactUrl } from './lib/redact.js'
 import { EmailTakenError, HasherBusyError, InvalidTokenError, NotAuthenticatedError, TooManyFailuresError } from './plugins/app/auth/errors.js'
@@ -60,7 +61,9 @@ export function serverOptions (env: RawEnv, logStream?: Writable): FastifyHttpOp
     // lib/draining.ts answers instead, as problem+json.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
-    trustProxy: false
+    trustProxy: false,
+    frameworkErrors,
+    clientErrorHandler
   }
 }
 

@@ -1,7 +1,9 @@
 import { request } from 'node:http'
+import { connect } from 'node:net'
 import t from 'tap'
 import { build, listen } from '../support/app.js'
 import { assertProblem, assertValidation } from '../support/problems.js'
+import { until } from '../support/until.js'
 import { signUp } from '../support/users.js'
 
 t.test('unknown route: 404 problem "Not Found"', async (t) => {
@@ -222,4 +224,45 @@ t.test('integer query parameters out of any range (Infinity, 1e400, past int32):
     t.equal((await app.inject({ url: `/chat/?skip=${value}`, headers })).statusCode, 200, `skip=${value}`)
   }
   t.notOk(app.logs.lines.some((l) => Number(l.level) >= 50), 'nothing logged as an error')
+})
+
+/** Bytes written on a fresh socket, and the raw HTTP answer the server gives before it closes. */
+async function rawExchange (base: string, bytes: string) {
+  const { port } = new URL(base)
+  const socket = connect(Number(port), '127.0.0.1')
+  socket.write(bytes)
+  let raw = ''
+  for await (const chunk of socket) raw += (chunk as Buffer).toString('latin1')
+  const [head = '', body = ''] = raw.split('\r\n\r\n', 2)
+  const [statusLine = '', ...lines] = head.split('\r\n')
+  const headers = Object.fromEntries(lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]))
+  return { status: Number(statusLine.split(' ')[1]), headers, body }
+}
+
+t.test('router and HTTP parse errors: problem+json with a request id and the security headers, logged without the path', async (t) => {
+  const app = await build(t)
+  const base = await listen(app)
+  const token = 'secret-token-' + 'x'.repeat(700)
+  const cases: Array<[string, number, string]> = [
+    ['a bad %-escape', 400, `GET /auth/verify/${token.slice(0, 40)}%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`],
+    ['a path parameter over the limit', 414, `GET /auth/verify/${token} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`],
+    ['headers over the limit', 431, `GET /auth/verify/${token.slice(0, 40)} HTTP/1.1\r\nHost: x\r\nX-Big: ${'y'.repeat(20_000)}\r\n\r\n`],
+    ['a garbage request line', 400, `GET /auth/verify/${token.slice(0, 40)} GARBAGE\r\n\r\n`]
+  ]
+  for (const [name, status, bytes] of cases) {
+    const res = await rawExchange(base, bytes)
+    t.equal(res.status, status, `${name}: ${status}`)
+    t.match(res.headers['content-type'], /^application\/problem\+json/, `${name}: problem+json`)
+    t.match(res.headers, securityHeaders, `${name}: helmet's headers`)
+    t.equal(res.headers['cache-control'], 'no-store', `${name}: no-store`)
+    const body = JSON.parse(res.body)
+    t.same(Object.keys(body).sort(), ['detail', 'request_id', 'status', 'title', 'type'], `${name}: the problem fields`)
+    t.equal(body.status, status)
+    t.match(body.request_id, /^[0-9a-f-]{36}$/, `${name}: a request id`)
+    t.equal(res.headers['x-request-id'], body.request_id, `${name}: the same request id in x-request-id`)
+    t.notMatch(res.body, /secret-token/, `${name}: the path is not echoed`)
+    await until(() => typeof body.request_id === 'string' && app.logs.lines.some((l) => l.request_id === body.request_id), 2000, `${name}: a log line`)
+  }
+  t.notOk(app.logs.text().includes('secret-token-xxxxxxxxxx'), 'no token in the log')
+  t.equal((await app.inject({ url: '/health' })).statusCode, 200)
 })
