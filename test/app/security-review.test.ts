@@ -11,14 +11,14 @@ import t from 'tap'
 import type { Test } from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import { rateLimits } from '../../plugins/app/auth/limits.js'
-import { build, db, post, TEST_SECRET } from '../support/app.js'
+import { build, db, post, TEST_SECRET, type TestApp } from '../support/app.js'
 import { mailFor, resetToken, SUBJECTS, tokenDocs, tokenOf } from '../support/mail.js'
 import { entryWhen, outbox } from '../support/outbox.js'
 import { runServer } from '../support/service.js'
 import { startSilentServer, startSmtp } from '../support/smtp.js'
 import { base64url, claimsOf, headerOf, hmacToken, ISSUER, validClaims, validHeader } from '../support/tokens.js'
 import { until } from '../support/until.js'
-import { bearer, login, loginForm, me, PASSWORD, register, signUp, uniqueEmail, userDoc } from '../support/users.js'
+import { bearer, login, loginForm, loginJson, me, PASSWORD, register, signUp, uniqueEmail, userDoc } from '../support/users.js'
 
 const NEW_PASSWORD = 'a brand new password for the review'
 const THIRD_PASSWORD = 'the password set by a reset link'
@@ -684,4 +684,40 @@ t.test('item 15: a blocked password check is logged, with the user id when the a
   t.equal(lines[1]?.user_id, undefined, 'no user id for an unknown address')
   for (const line of lines) t.type(line.request_id, 'string', 'request id')
   t.notOk(app.logs.text().includes(ghost), 'no address in the log')
+})
+
+t.test('finding 7: behind a proxy (TRUST_PROXY), X-Forwarded-For sets the client address of rate limits and sessions; without it, it is ignored', async (t) => {
+  /** Logs in through a proxy that says the client is `client`; the IP the new session shows. */
+  const sessionIp = async (app: TestApp, client: string) => {
+    const { email } = await signUp(app)
+    const res = await loginJson(app, email, PASSWORD, { 'x-forwarded-for': client })
+    t.equal(res.statusCode, 200)
+    const sessions = await app.inject({ url: '/users/me/sessions', headers: bearer(res.json().access_token) })
+    return sessions.json().find((s: { current: boolean }) => s.current).ip
+  }
+  const flood = async (app: TestApp, client: string, times: number) => {
+    const statuses: number[] = []
+    for (let i = 0; i < times; i++) {
+      const res = await app.inject({ method: 'POST', url: '/auth/register', headers: { 'x-forwarded-for': client }, payload: { email: uniqueEmail('proxied'), password: PASSWORD } })
+      statuses.push(res.statusCode)
+    }
+    return statuses
+  }
+  const max = rateLimits.register.rateLimit.max
+
+  for (const setting of ['true', '127.0.0.1', '127.0.0.0/8, ::1', 'loopback']) {
+    const app = await build(t, { TRUST_PROXY: setting, RATE_LIMIT_ENABLED: 'true' })
+    t.equal(await sessionIp(app, '203.0.113.7'), '203.0.113.7', `TRUST_PROXY=${setting}: the session shows the client's address`)
+    t.equal((await flood(app, '203.0.113.20', max + 1)).at(-1), 429, `TRUST_PROXY=${setting}: one client is limited`)
+    t.same(await flood(app, '203.0.113.21', 1), [200], `TRUST_PROXY=${setting}: another client behind the same proxy is not`)
+  }
+
+  const direct = await build(t, { RATE_LIMIT_ENABLED: 'true' })
+  t.equal(await sessionIp(direct, '203.0.113.7'), '127.0.0.1', 'unset: the peer address, X-Forwarded-For ignored')
+  const untrusted = await build(t, { TRUST_PROXY: '10.0.0.0/8' })
+  t.equal(await sessionIp(untrusted, '203.0.113.7'), '127.0.0.1', 'a peer outside the trusted list: X-Forwarded-For ignored')
+
+  for (const setting of ['every proxy', '1', '1.2.3', '10.0.0.0/33']) {
+    await t.rejects(build(t, { TRUST_PROXY: setting }), /TRUST_PROXY/, `${setting}: neither true nor addresses (hop counts trust no peer in Fastify 5.12): refused at boot, named`)
+  }
 })
