@@ -721,3 +721,32 @@ t.test('finding 7: behind a proxy (TRUST_PROXY), X-Forwarded-For sets the client
     await t.rejects(build(t, { TRUST_PROXY: setting }), /TRUST_PROXY/, `${setting}: neither true nor addresses (hop counts trust no peer in Fastify 5.12): refused at boot, named`)
   }
 })
+
+t.test('finding 9: a body that is not valid UTF-8 is a 400, never decoded into another password', async (t) => {
+  const app = await build(t)
+  const email = uniqueEmail('utf8')
+  // Two different byte strings that lossy decoding turns into the same password (U+FFFD twice).
+  const passwords = [Buffer.from([0xff, 0xfe]), Buffer.from([0xc3, 0xc3])].map((bad) => Buffer.concat([Buffer.from('long enough '), bad]))
+  for (const password of passwords) {
+    const json = Buffer.concat([Buffer.from(`{"email":"${email}","password":"`), password, Buffer.from('"}')])
+    const res = await app.inject({ method: 'POST', url: '/auth/register', headers: { 'content-type': 'application/json' }, payload: json })
+    t.equal(res.statusCode, 400, 'register (JSON): 400')
+    t.equal(res.json().detail, 'Body is not valid UTF-8')
+  }
+  t.equal(await db(app).collection('users').countDocuments(), 0, 'no account made')
+
+  const { email: known } = await signUp(app)
+  const forms = [
+    Buffer.concat([Buffer.from(`username=${encodeURIComponent(known)}&password=`), passwords[0]!]),
+    Buffer.from(`username=${encodeURIComponent(known)}&password=long+enough+%FF%FE`),
+    Buffer.from(`username=${encodeURIComponent(known)}&password=long+enough+%C3%C3`)
+  ]
+  for (const payload of forms) {
+    const res = await app.inject({ method: 'POST', url: '/auth/login', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload })
+    t.equal(res.statusCode, 400, 'login (form): 400')
+    t.equal(res.json().detail, 'Body is not valid UTF-8')
+  }
+  t.equal((await loginForm(app, known, PASSWORD)).statusCode, 200, 'a valid form still logs in')
+  const accented = await app.inject({ method: 'POST', url: '/auth/register', payload: { email: uniqueEmail('accent'), password: 'pässwörd 🔑 long' } })
+  t.equal(accented.statusCode, 200, 'valid UTF-8 beyond ASCII still accepted')
+})
