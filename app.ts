@@ -8,8 +8,10 @@ import Fastify, { LogController, type FastifyError, type FastifyHttpOptions, typ
 import fp from 'fastify-plugin'
 import { stdTimeFunctions } from 'pino'
 import { isDatabaseUnavailable } from './lib/database-errors.js'
+import { clientErrorHandler, frameworkErrors } from './lib/early-errors.js'
 import { PROBLEM_CONTENT_TYPE, problem, validationProblem } from './lib/problem.js'
 import { redactPaths, redactUrl } from './lib/redact.js'
+import { trustProxy } from './lib/trust-proxy.js'
 import { EmailTakenError, HasherBusyError, InvalidTokenError, NotAuthenticatedError, TooManyFailuresError } from './plugins/app/auth/errors.js'
 import {
   AssistantRefusedError, ChatBusyError, ChatNotFoundError, MessageNotFoundError, StreamCapacityError, TooManyStreamsError
@@ -60,7 +62,10 @@ export function serverOptions (env: RawEnv, logStream?: Writable): FastifyHttpOp
     // lib/draining.ts answers instead, as problem+json.
     return503OnClosing: false,
     forceCloseConnections: 'idle',
-    trustProxy: false
+    // A bad value is off here; plugins/external/env.ts then refuses to start, naming it.
+    trustProxy: trustProxy(env.TRUST_PROXY) ?? false,
+    frameworkErrors,
+    clientErrorHandler
   }
 }
 

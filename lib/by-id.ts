@@ -1,4 +1,5 @@
 import { MongoNetworkError, MongoNetworkTimeoutError, MongoServerError, type Collection, type Document, type Filter, type ObjectId, type WithId } from 'mongodb'
+import { withTimeout } from './with-timeout.js'
 
 /**
  * One document by `_id`, read with the `find` command itself. The driver's findOne opens, reads and
@@ -7,19 +8,22 @@ import { MongoNetworkError, MongoNetworkTimeoutError, MongoServerError, type Col
  *
  * The driver retries a failed findOne once; here a network or server error is tried once more
  * through findOne itself, so its retryable-read rules still apply. A timeout is not tried again:
- * one bounded wait, then the caller's 503.
+ * one bounded wait, then the caller's 503. The retry gets what is left of that wait (the client's
+ * `socketTimeoutMS`, DATABASE_TIMEOUT_MS), so a connection reset late in it cannot double it.
  */
 export async function findOneById<T extends Document> (
   collection: Collection<T>, _id: unknown, projection?: Document
 ): Promise<WithId<T> | null> {
   const options = projection ? { projection } : {}
+  const started = Date.now()
   try {
     const reply = await collection.db.command({ find: collection.collectionName, filter: { _id }, ...options, limit: 1, singleBatch: true })
     return (reply.cursor?.firstBatch?.[0] ?? null) as WithId<T> | null
   } catch (error) {
     const retryable = (error instanceof MongoNetworkError && !(error instanceof MongoNetworkTimeoutError)) || error instanceof MongoServerError
-    if (!retryable) throw error
-    return await collection.findOne({ _id } as Filter<T>, options)
+    const left = (collection.db.client.options.socketTimeoutMS || Infinity) - (Date.now() - started)
+    if (!retryable || left <= 0) throw error
+    return await withTimeout(collection.findOne({ _id } as Filter<T>, options), left, error)
   }
 }
 

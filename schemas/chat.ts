@@ -81,8 +81,11 @@ export const UpdateChatBodySchema = Type.Object(settingsFields, { additionalProp
 
 export const ChatParamsSchema = Type.Object({ chat_id: IdParamSchema }, { additionalProperties: false })
 
+/** Far past any real offset, and within what the database takes (Infinity or 1e20 it refuses). */
+const MAX_SKIP = 2_147_483_647
+
 export const ListChatsQuerySchema = Type.Object({
-  skip: Type.Integer({ minimum: 0, default: 0 }),
+  skip: Type.Integer({ minimum: 0, maximum: MAX_SKIP, default: 0 }),
   limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 })
 }, { additionalProperties: false })
 

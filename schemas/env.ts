@@ -41,6 +41,7 @@ export const EnvSchema = Type.Object({
   PORT: Int(8000, 0, 65535),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
   RATE_LIMIT_ENABLED: Type.Boolean({ default: true }),
+  TRUST_PROXY: OptionalStr('the proxies whose X-Forwarded-For gives the client address: `true` (any peer), or a comma-separated list of addresses and CIDR ranges'),
 
   MAX_STREAMS_PER_USER: Int(3, 1, 100),
   MAX_LIVE_STREAMS: Int(2000, 1, 1_000_000, 'streams open at once on one instance; one more answers 503'),

@@ -3,6 +3,7 @@ import { Ajv } from 'ajv'
 import addFormats from 'ajv-formats'
 import fp from 'fastify-plugin'
 import type { AppOptions, RawEnv } from '../../app.js'
+import { trustProxy } from '../../lib/trust-proxy.js'
 import { EnvSchema, type Config } from '../../schemas/env.js'
 
 declare module 'fastify' {
@@ -45,6 +46,9 @@ function checkRules (config: Config): string[] {
   }
   if ((config.MAIL_USERNAME === undefined) !== (config.MAIL_PASSWORD === undefined)) {
     problems.push('MAIL_USERNAME, MAIL_PASSWORD: set both or neither')
+  }
+  if (trustProxy(config.TRUST_PROXY) === undefined) {
+    problems.push('TRUST_PROXY: true, or comma-separated proxy addresses and CIDR ranges (no hop count)')
   }
   if (config.MONGODB_URL === undefined) problems.push('MONGODB_URL: required (`npm run dev` starts an embedded database when it is unset)')
   if (config.ASSISTANT_PROVIDER === 'openai') {

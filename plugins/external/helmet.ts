@@ -22,6 +22,9 @@ export function helmetHeaders (helmetOptions: HelmetOptions): Record<string, str
   return headers
 }
 
+/** The headers every API answer carries, for answers given before any hook runs (lib/early-errors.ts). */
+export const apiSecurityHeaders = () => helmetHeaders(options)
+
 /**
  * @fastify/helmet builds helmet anew for every request and writes each header on the raw
  * response; the same headers set once as reply headers cost a fraction of that.

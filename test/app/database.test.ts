@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { startFerretdb } from '../../scripts/ferretdb.js'
 import { build, TEST_SECRET } from '../support/app.js'
+import { startDatabaseProxy } from '../support/database-proxy.js'
 import { until } from '../support/until.js'
 import { signUp } from '../support/users.js'
 
@@ -41,6 +42,27 @@ t.test('a paused database: 503 with Retry-After within the time limit, liveness 
   t.ok(await until(async () => (await app.inject({ url: '/users/me', headers })).statusCode === 200, 20_000, 'a 200', 200),
     'requests succeed again once the database is back')
   t.equal((await app.inject({ url: '/health/ready' })).statusCode, 200)
+})
+
+t.test('a paused database whose connections reset just before the time limit: still a 503 within DATABASE_TIMEOUT_MS, not after a retry\'s full wait', async (t) => {
+  const db = await startFerretdb()
+  t.teardown(() => db.stop())
+  const proxy = await startDatabaseProxy(db.url)
+  t.teardown(() => proxy.close())
+  const limit = 3000
+  const app = await build(t, { MONGODB_URL: proxy.url, DATABASE_TIMEOUT_MS: String(limit) })
+  const { headers } = await signUp(app)
+
+  await pause(db.process.pid!)
+  t.teardown(() => { db.process.kill('SIGCONT') })
+  const started = Date.now()
+  const answer = app.inject({ url: '/users/me', headers })
+  setTimeout(() => proxy.reset(), limit * 0.9)
+  const me = await answer
+  const waited = Date.now() - started
+  t.equal(me.statusCode, 503, me.body)
+  // A retry with a full wait of its own would answer near 1.9 × the limit.
+  t.ok(waited < 1.5 * limit, `answered after ${waited} ms: the time limit (${limit} ms) bounds the retry too`)
 })
 
 t.test('a database that went away: 503, not 500', async (t) => {

@@ -1,7 +1,9 @@
 import { request } from 'node:http'
+import { connect } from 'node:net'
 import t from 'tap'
 import { build, listen } from '../support/app.js'
-import { assertProblem } from '../support/problems.js'
+import { assertProblem, assertValidation } from '../support/problems.js'
+import { until } from '../support/until.js'
 import { signUp } from '../support/users.js'
 
 t.test('unknown route: 404 problem "Not Found"', async (t) => {
@@ -187,4 +189,80 @@ t.test('CORS: listed origins with credentials, others refused', async (t) => {
   t.equal(listed.headers['access-control-allow-credentials'], 'true')
   const other = await app.inject({ url: '/health', headers: { origin: 'http://evil.example' } })
   t.notOk(other.headers['access-control-allow-origin'])
+})
+
+t.test('an over-long array of invalid items: one small 422 naming the list, the process unharmed', async (t) => {
+  const app = await build(t)
+  const { headers } = await signUp(app)
+  // 100,000 empty messages (about 300 KiB), with a bad title before them.
+  const payload = `{"title":1,"messages":[${Array(100_000).fill('{}').join(',')}]}`
+  const res = await app.inject({ method: 'POST', url: '/chat/', headers: { ...headers, 'content-type': 'application/json' }, payload })
+  t.ok(res.body.length < 2048, `a small answer (${res.body.length} bytes)`)
+  const body = assertProblem(t, res, 422)
+  t.match(body.detail.find((e: { loc: string[] }) => e.loc[1] === 'messages'), { msg: 'List should have at most 100 items', type: 'too_long' })
+  t.ok(body.detail.some((e: { loc: string[] }) => e.loc[1] === 'title'), 'the other problem still listed')
+  t.notOk(body.detail.some((e: { loc: unknown[] }) => e.loc.length > 2), 'no problem per item')
+
+  const within = await app.inject({ method: 'POST', url: '/chat/', headers, payload: { messages: [{}, { role: 'user', content: 'hi' }] } })
+  t.same(assertValidation(t, within, ['body', 'messages', 0, 'role']).detail.map((e: { loc: unknown[] }) => e.loc),
+    [['body', 'messages', 0, 'role'], ['body', 'messages', 0, 'content']], 'items of a list within its limit are still checked one by one')
+  t.equal(await app.mongo.db!.collection('chats').countDocuments(), 0)
+  t.equal((await app.inject({ url: '/health' })).statusCode, 200)
+})
+
+t.test('integer query parameters out of any range (Infinity, 1e400, past int32): 422, never a driver error', async (t) => {
+  const app = await build(t)
+  const { headers } = await signUp(app)
+  const chat = await app.inject({ method: 'POST', url: '/chat/', headers, payload: { title: 'x' } })
+  const messages = `/chat/${chat.json().id as string}/messages`
+  for (const value of ['Infinity', '-Infinity', '1e400', '2147483648', '1e20', '-1']) {
+    assertValidation(t, await app.inject({ url: `/chat/?skip=${value}`, headers }), ['query', 'skip'])
+    assertValidation(t, await app.inject({ url: `/chat/?limit=${value}`, headers }), ['query', 'limit'])
+    assertValidation(t, await app.inject({ url: `${messages}?limit=${value}`, headers }), ['query', 'limit'])
+  }
+  for (const value of ['-0', '0', '2147483647']) {
+    t.equal((await app.inject({ url: `/chat/?skip=${value}`, headers })).statusCode, 200, `skip=${value}`)
+  }
+  t.notOk(app.logs.lines.some((l) => Number(l.level) >= 50), 'nothing logged as an error')
+})
+
+/** Bytes written on a fresh socket, and the raw HTTP answer the server gives before it closes. */
+async function rawExchange (base: string, bytes: string) {
+  const { port } = new URL(base)
+  const socket = connect(Number(port), '127.0.0.1')
+  socket.write(bytes)
+  let raw = ''
+  for await (const chunk of socket) raw += (chunk as Buffer).toString('latin1')
+  const [head = '', body = ''] = raw.split('\r\n\r\n', 2)
+  const [statusLine = '', ...lines] = head.split('\r\n')
+  const headers = Object.fromEntries(lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]))
+  return { status: Number(statusLine.split(' ')[1]), headers, body }
+}
+
+t.test('router and HTTP parse errors: problem+json with a request id and the security headers, logged without the path', async (t) => {
+  const app = await build(t)
+  const base = await listen(app)
+  const token = 'secret-token-' + 'x'.repeat(700)
+  const cases: Array<[string, number, string]> = [
+    ['a bad %-escape', 400, `GET /auth/verify/${token.slice(0, 40)}%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`],
+    ['a path parameter over the limit', 414, `GET /auth/verify/${token} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`],
+    ['headers over the limit', 431, `GET /auth/verify/${token.slice(0, 40)} HTTP/1.1\r\nHost: x\r\nX-Big: ${'y'.repeat(20_000)}\r\n\r\n`],
+    ['a garbage request line', 400, `GET /auth/verify/${token.slice(0, 40)} GARBAGE\r\n\r\n`]
+  ]
+  for (const [name, status, bytes] of cases) {
+    const res = await rawExchange(base, bytes)
+    t.equal(res.status, status, `${name}: ${status}`)
+    t.match(res.headers['content-type'], /^application\/problem\+json/, `${name}: problem+json`)
+    t.match(res.headers, securityHeaders, `${name}: helmet's headers`)
+    t.equal(res.headers['cache-control'], 'no-store', `${name}: no-store`)
+    const body = JSON.parse(res.body)
+    t.same(Object.keys(body).sort(), ['detail', 'request_id', 'status', 'title', 'type'], `${name}: the problem fields`)
+    t.equal(body.status, status)
+    t.match(body.request_id, /^[0-9a-f-]{36}$/, `${name}: a request id`)
+    t.equal(res.headers['x-request-id'], body.request_id, `${name}: the same request id in x-request-id`)
+    t.notMatch(res.body, /secret-token/, `${name}: the path is not echoed`)
+    await until(() => typeof body.request_id === 'string' && app.logs.lines.some((l) => l.request_id === body.request_id), 2000, `${name}: a log line`)
+  }
+  t.notOk(app.logs.text().includes('secret-token-xxxxxxxxxx'), 'no token in the log')
+  t.equal((await app.inject({ url: '/health' })).statusCode, 200)
 })

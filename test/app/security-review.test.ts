@@ -11,14 +11,14 @@ import t from 'tap'
 import type { Test } from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
 import { rateLimits } from '../../plugins/app/auth/limits.js'
-import { build, db, post, TEST_SECRET } from '../support/app.js'
+import { build, db, post, TEST_SECRET, type TestApp } from '../support/app.js'
 import { mailFor, resetToken, SUBJECTS, tokenDocs, tokenOf } from '../support/mail.js'
 import { entryWhen, outbox } from '../support/outbox.js'
 import { runServer } from '../support/service.js'
 import { startSilentServer, startSmtp } from '../support/smtp.js'
 import { base64url, claimsOf, headerOf, hmacToken, ISSUER, validClaims, validHeader } from '../support/tokens.js'
 import { until } from '../support/until.js'
-import { bearer, login, loginForm, me, PASSWORD, register, signUp, uniqueEmail, userDoc } from '../support/users.js'
+import { bearer, login, loginForm, loginJson, me, PASSWORD, register, signUp, uniqueEmail, userDoc } from '../support/users.js'
 
 const NEW_PASSWORD = 'a brand new password for the review'
 const THIRD_PASSWORD = 'the password set by a reset link'
@@ -698,4 +698,69 @@ t.test('item 15: a blocked password check is logged, with the user id when the a
   t.equal(lines[1]?.user_id, undefined, 'no user id for an unknown address')
   for (const line of lines) t.type(line.request_id, 'string', 'request id')
   t.notOk(app.logs.text().includes(ghost), 'no address in the log')
+})
+
+t.test('finding 7: behind a proxy (TRUST_PROXY), X-Forwarded-For sets the client address of rate limits and sessions; without it, it is ignored', async (t) => {
+  /** Logs in through a proxy that says the client is `client`; the IP the new session shows. */
+  const sessionIp = async (app: TestApp, client: string) => {
+    const { email } = await signUp(app)
+    const res = await loginJson(app, email, PASSWORD, { 'x-forwarded-for': client })
+    t.equal(res.statusCode, 200)
+    const sessions = await app.inject({ url: '/users/me/sessions', headers: bearer(res.json().access_token) })
+    return sessions.json().find((s: { current: boolean }) => s.current).ip
+  }
+  const flood = async (app: TestApp, client: string, times: number) => {
+    const statuses: number[] = []
+    for (let i = 0; i < times; i++) {
+      const res = await app.inject({ method: 'POST', url: '/auth/register', headers: { 'x-forwarded-for': client }, payload: { email: uniqueEmail('proxied'), password: PASSWORD } })
+      statuses.push(res.statusCode)
+    }
+    return statuses
+  }
+  const max = rateLimits.register.rateLimit.max
+
+  for (const setting of ['true', '127.0.0.1', '127.0.0.0/8, ::1', 'loopback']) {
+    const app = await build(t, { TRUST_PROXY: setting, RATE_LIMIT_ENABLED: 'true' })
+    t.equal(await sessionIp(app, '203.0.113.7'), '203.0.113.7', `TRUST_PROXY=${setting}: the session shows the client's address`)
+    t.equal((await flood(app, '203.0.113.20', max + 1)).at(-1), 429, `TRUST_PROXY=${setting}: one client is limited`)
+    t.same(await flood(app, '203.0.113.21', 1), [200], `TRUST_PROXY=${setting}: another client behind the same proxy is not`)
+  }
+
+  const direct = await build(t, { RATE_LIMIT_ENABLED: 'true' })
+  t.equal(await sessionIp(direct, '203.0.113.7'), '127.0.0.1', 'unset: the peer address, X-Forwarded-For ignored')
+  const untrusted = await build(t, { TRUST_PROXY: '10.0.0.0/8' })
+  t.equal(await sessionIp(untrusted, '203.0.113.7'), '127.0.0.1', 'a peer outside the trusted list: X-Forwarded-For ignored')
+
+  for (const setting of ['every proxy', '1', '1.2.3', '10.0.0.0/33']) {
+    await t.rejects(build(t, { TRUST_PROXY: setting }), /TRUST_PROXY/, `${setting}: neither true nor addresses (hop counts trust no peer in Fastify 5.12): refused at boot, named`)
+  }
+})
+
+t.test('finding 9: a body that is not valid UTF-8 is a 400, never decoded into another password', async (t) => {
+  const app = await build(t)
+  const email = uniqueEmail('utf8')
+  // Two different byte strings that lossy decoding turns into the same password (U+FFFD twice).
+  const passwords = [Buffer.from([0xff, 0xfe]), Buffer.from([0xc3, 0xc3])].map((bad) => Buffer.concat([Buffer.from('long enough '), bad]))
+  for (const password of passwords) {
+    const json = Buffer.concat([Buffer.from(`{"email":"${email}","password":"`), password, Buffer.from('"}')])
+    const res = await app.inject({ method: 'POST', url: '/auth/register', headers: { 'content-type': 'application/json' }, payload: json })
+    t.equal(res.statusCode, 400, 'register (JSON): 400')
+    t.equal(res.json().detail, 'Body is not valid UTF-8')
+  }
+  t.equal(await db(app).collection('users').countDocuments(), 0, 'no account made')
+
+  const { email: known } = await signUp(app)
+  const forms = [
+    Buffer.concat([Buffer.from(`username=${encodeURIComponent(known)}&password=`), passwords[0]!]),
+    Buffer.from(`username=${encodeURIComponent(known)}&password=long+enough+%FF%FE`),
+    Buffer.from(`username=${encodeURIComponent(known)}&password=long+enough+%C3%C3`)
+  ]
+  for (const payload of forms) {
+    const res = await app.inject({ method: 'POST', url: '/auth/login', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload })
+    t.equal(res.statusCode, 400, 'login (form): 400')
+    t.equal(res.json().detail, 'Body is not valid UTF-8')
+  }
+  t.equal((await loginForm(app, known, PASSWORD)).statusCode, 200, 'a valid form still logs in')
+  const accented = await app.inject({ method: 'POST', url: '/auth/register', payload: { email: uniqueEmail('accent'), password: 'pässwörd 🔑 long' } })
+  t.equal(accented.statusCode, 200, 'valid UTF-8 beyond ASCII still accepted')
 })

@@ -19,6 +19,8 @@ export interface DatabaseProxy {
   holdOpenConnections (): void
   /** Whether the held-back bytes contain `text` (a collection name, for instance). */
   holds (text: string): boolean
+  /** Resets every connection open now (the app sees ECONNRESET, not a timeout). */
+  reset (): void
   /** Delivers the held-back bytes; resolves once the database has answered on each link (at most 5 s). */
   release (): Promise<void>
   close (): Promise<void>
@@ -52,6 +54,9 @@ export async function startDatabaseProxy (target: string): Promise<DatabaseProxy
     },
     holds (text) {
       return [...links].some((link) => link.held && Buffer.concat(link.held).includes(text))
+    },
+    reset () {
+      for (const link of links) { link.client.resetAndDestroy(); link.upstream.destroy() }
     },
     async release () {
       const waits: Array<Promise<void>> = []
