@@ -32,13 +32,22 @@ export interface AppOptions {
 
 const logLevels = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
 
+/** Where the log goes: a stream of JSON lines (tests), or readable lines for a person at a terminal. */
+export interface LogOutput {
+  stream?: Writable
+  /** Through pino-pretty (server.ts: when stdout is a terminal, outside production). */
+  pretty?: boolean
+}
+
 /** Server-level options, shared by server.ts and the tests so both run the same server. */
-export function serverOptions (env: RawEnv, logStream?: Writable): FastifyHttpOptions<Server> {
+export function serverOptions (env: RawEnv, output: LogOutput = {}): FastifyHttpOptions<Server> {
   const level = logLevels.has(env.LOG_LEVEL ?? '') ? env.LOG_LEVEL : 'info'
   return {
     logger: {
       level,
-      stream: logStream,
+      ...(output.pretty
+        ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } }
+        : { stream: output.stream }),
       timestamp: stdTimeFunctions.isoTime,
       redact: { paths: redactPaths, censor: '[redacted]' },
       serializers: {
@@ -184,8 +193,8 @@ function detailFor (error: FastifyError, status: number): string {
 }
 
 /** A ready-to-listen Fastify with the app, as server.ts and the tests build it. */
-export async function buildApp (env: RawEnv, logStream?: Writable) {
-  const fastify = Fastify(serverOptions(env, logStream))
+export async function buildApp (env: RawEnv, output: LogOutput = {}) {
+  const fastify = Fastify(serverOptions(env, output))
   await fastify.register(fp(app, { name: 'app' }), { env })
   return fastify
 }

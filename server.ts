@@ -7,7 +7,8 @@ if (existsSync('.env')) process.loadEnvFile('.env')
 
 let app: Awaited<ReturnType<typeof buildApp>>
 try {
-  app = await buildApp(process.env)
+  // Readable lines for a person at a terminal; JSON lines for everything else (and always in production).
+  app = await buildApp(process.env, { pretty: process.stdout.isTTY === true && process.env.NODE_ENV === 'development' })
   await app.ready()
 } catch (error) {
   console.error(error instanceof ConfigError ? error.message : error)

@@ -50,7 +50,7 @@ export interface BuildOptions {
 export async function build (t: Test, overrides: RawEnv = {}, options: BuildOptions = {}) {
   const env = await testEnv(overrides)
   const logs = new LogCapture()
-  const fastify: FastifyInstance = Fastify({ ...serverOptions(env, logs), ...options.server })
+  const fastify: FastifyInstance = Fastify({ ...serverOptions(env, { stream: logs }), ...options.server })
   const appOptions: AppOptions & MailOutboxWorkerOptions = { env, ...options.plugins }
   await fastify.register(fp(app, { name: 'app' }), appOptions)
   t.teardown(async () => {
