@@ -1,6 +1,7 @@
 import argon2 from 'argon2'
 import fp from 'fastify-plugin'
 import pLimit from 'p-limit'
+import { Gauge } from 'prom-client'
 import { HasherBusyError } from './errors.js'
 
 export interface PasswordCheck {
@@ -33,6 +34,16 @@ export default fp(async function passwordHasher (fastify) {
   const { ARGON2_MEMORY_KIB, ARGON2_TIME_COST, ARGON2_PARALLELISM, ARGON2_MAX_CONCURRENCY } = fastify.config
   const params = { type: argon2.argon2id as 0 | 1 | 2, memoryCost: ARGON2_MEMORY_KIB, timeCost: ARGON2_TIME_COST, parallelism: ARGON2_PARALLELISM }
   const limit = pLimit(ARGON2_MAX_CONCURRENCY)
+  fastify.metrics.registerMetric(new Gauge({
+    name: 'password_hashes',
+    help: 'argon2 hashes running and queued on this instance',
+    labelNames: ['state'] as const,
+    registers: [],
+    collect () {
+      this.set({ state: 'running' }, limit.activeCount)
+      this.set({ state: 'queued' }, limit.pendingCount)
+    }
+  }))
 
   function run<T> (work: () => Promise<T>): Promise<T> {
     if (limit.pendingCount >= MAX_QUEUED) throw new HasherBusyError()
@@ -51,4 +62,4 @@ export default fp(async function passwordHasher (fastify) {
       await run(() => argon2.verify(dummyHash, password))
     }
   } satisfies PasswordHasher)
-}, { name: 'password-hasher', dependencies: ['env'] })
+}, { name: 'password-hasher', dependencies: ['env', 'metrics'] })

@@ -156,6 +156,12 @@ export function createMailOutboxRepository (outbox: Collection<OutboxEntry>, cla
       })
     },
 
+    /** How many entries wait to be sent and are being sent (by equality on the indexed status). */
+    async countUnsent () {
+      const [pending, sending] = await Promise.all([outbox.countDocuments({ status: 'pending' }), outbox.countDocuments({ status: 'sending' })])
+      return { pending, sending }
+    },
+
     /** Removes the mails to this address not sent yet (an account being deleted). */
     async deleteUnsent (to: string) {
       await outbox.deleteMany({ to, status: { $in: ['pending', 'sending'] } })

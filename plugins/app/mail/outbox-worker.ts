@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
+import { Counter, Gauge } from 'prom-client'
 import { failureCode, isLoginFailure, isPermanentFailure, retryDelayMs } from './retry-policy.js'
 import { renderMail, templateSettings } from './templates.js'
 import { logDelivery, SMTP_TIMEOUTS, smtpDelivery, type SmtpTimeouts } from './transports.js'
@@ -53,6 +54,18 @@ export default fp(async function mailOutboxWorker (fastify, opts: MailOutboxWork
     : logDelivery(fastify.log.child({ component: 'mailer' }))
   if (!config.MAIL_SERVER && config.NODE_ENV === 'production') log.warn('MAIL_SERVER is unset: mails are written to the log, not sent')
 
+  const outcomes = new Counter({ name: 'mail_attempts_total', help: 'Mail attempts of this instance by outcome (pending: retried later)', labelNames: ['status'] as const, registers: [fastify.metrics] })
+  fastify.metrics.registerMetric(new Gauge({
+    name: 'mail_outbox_entries',
+    help: 'Outbox entries not sent yet, across all instances',
+    labelNames: ['status'] as const,
+    registers: [],
+    async collect () {
+      const { pending, sending } = await outbox.countUnsent()
+      this.set({ status: 'pending' }, pending)
+      this.set({ status: 'sending' }, sending)
+    }
+  }))
   const cutOff = new AbortController()
   const sends = new Set<Promise<void>>()
   let databaseFailing = false
@@ -96,6 +109,7 @@ export default fp(async function mailOutboxWorker (fastify, opts: MailOutboxWork
       log.warn({ mail_id: mailId, err: { message: (error as Error).message } }, 'could not record a mail attempt')
       return
     }
+    outcomes.inc({ status: outcome.status })
     if (outcome.status === 'sent') log.debug({ mail_id: mailId, attempts: entry.attempts }, 'mail sent')
     else if (outcome.status === 'pending') {
       const fields = { mail_id: mailId, attempts: entry.attempts, error: outcome.error }
@@ -152,4 +166,4 @@ export default fp(async function mailOutboxWorker (fastify, opts: MailOutboxWork
     cutOff.abort()
     await Promise.allSettled(sends)
   })
-}, { name: 'mail-outbox-worker', dependencies: ['env', 'periodic-jobs', 'mail-outbox-repository', 'link-mails'] })
+}, { name: 'mail-outbox-worker', dependencies: ['env', 'periodic-jobs', 'mail-outbox-repository', 'link-mails', 'metrics'] })

@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import { Counter } from 'prom-client'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ObjectId } from 'mongodb'
 import { AssistantError, type AssistantEvent } from '../assistant/types.js'
@@ -33,6 +34,7 @@ declare module 'fastify' {
  */
 export default fp(async function chatTurns (fastify) {
   const { assistant, clientMessageIds, config, exchanges, instance, liveStreams, replyCheckpoints, streamSlots } = fastify
+  const outcomes = new Counter({ name: 'chat_streams_total', help: 'Streamed replies by how they ended', labelNames: ['status'] as const, registers: [fastify.metrics] })
 
   /** A send's `client_message_id`: taken for this send, or the reply of the earlier send that took it. */
   interface Idempotency {
@@ -89,6 +91,7 @@ export default fp(async function chatTurns (fastify) {
           .catch((error: Error) => log.error({ chat_id: chatId, message_id: messageId, err: error }, 'reply could not be stored')),
         release()
       ])
+      outcomes.inc({ status })
       log.info({ chat_id: chatId, message_id: messageId, status, chars: text.length }, 'reply stream ended')
     }
 
@@ -184,5 +187,5 @@ export default fp(async function chatTurns (fastify) {
   } satisfies ChatTurns)
 }, {
   name: 'chat-turns',
-  dependencies: ['env', 'assistant', 'client-message-ids', 'exchanges', 'instance', 'live-streams', 'reply-checkpoints', 'reply-replay', 'stream-slots', 'event-stream']
+  dependencies: ['env', 'assistant', 'client-message-ids', 'exchanges', 'instance', 'live-streams', 'reply-checkpoints', 'reply-replay', 'stream-slots', 'event-stream', 'metrics']
 })

@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import { Gauge } from 'prom-client'
 import { ObjectId, type Collection } from 'mongodb'
 import type { EventStream } from './event-stream.js'
 
@@ -71,6 +72,7 @@ export default fp(async function liveStreams (fastify) {
   const signals: Collection<SignalDocument> = fastify.mongo.db!.collection('stream_signals')
   fastify.databaseSetup.add('stream signals index', async () => { await signals.createIndex({ instance: 1 }, { name: 'by_instance' }) })
   const live = new Map<string, LiveStreamOwner & { done: Promise<void> }>()
+  fastify.metrics.registerMetric(new Gauge({ name: 'chat_streams_open', help: 'Replies streaming on this instance', registers: [], collect () { this.set(live.size) } }))
   const maxMs = fastify.config.MAX_STREAM_SECONDS * 1000
   let reserved = 0
 
@@ -147,4 +149,4 @@ export default fp(async function liveStreams (fastify) {
     for (const entry of running) entry.stream.abort(new ShutdownError('server shutting down'))
     await Promise.allSettled(running.map((entry) => entry.done))
   })
-}, { name: 'live-streams', dependencies: ['env', 'mongodb', 'database-setup', 'instance', 'stream-slots', 'session-ending'] })
+}, { name: 'live-streams', dependencies: ['env', 'mongodb', 'database-setup', 'instance', 'stream-slots', 'session-ending', 'metrics'] })
