@@ -42,6 +42,7 @@ export const EnvSchema = Type.Object({
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
   RATE_LIMIT_ENABLED: Type.Boolean({ default: true }),
   TRUST_PROXY: OptionalStr('the proxies whose X-Forwarded-For gives the client address: `true` (any peer), or a comma-separated list of addresses and CIDR ranges'),
+  REDIS_URL: OptionalStr('Redis for the per-IP limits, shared by every instance (redis://host:6379); unset: each process counts alone'),
   METRICS_ENABLED: Type.Boolean({ default: false, description: 'GET /metrics in the Prometheus text format' }),
   METRICS_PORT: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'serve /metrics on this port of HOST, apart from the API; unset: on the API port' })),
 
