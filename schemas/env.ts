@@ -11,7 +11,7 @@ export const EnvSchema = Type.Object({
 
   MONGODB_URL: OptionalStr('MongoDB connection string; `npm run dev` starts an embedded database when unset'),
   DATABASE_NAME: Str('app'),
-  DATABASE_TIMEOUT_MS: Int(5000, 100, 60_000, 'longest wait for the database (selection, pool, each reply) before answering 503'),
+  DATABASE_TIMEOUT_MS: Int(5000, 100, 60_000, 'longest wait for the database (selection, pool, each reply); a request that uses it is answered within this plus 1 s, 503 past that'),
 
   SECRET_KEY: OptionalStr('JWT signing secret, at least 32 characters (required in production)'),
   ALGORITHM: Str('HS256'),

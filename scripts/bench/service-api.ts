@@ -35,7 +35,7 @@ export async function waitReady (port: number): Promise<number> {
 export async function createUser (port: number, label: string): Promise<BenchUser> {
   const email = `bench-${label}-${randomBytes(4).toString('hex')}@example.com`
   const registered = await api(port, 'POST', '/auth/register', { json: { email, password: settings.password } })
-  if (registered.status !== 201) throw new Error(`register ${email}: ${registered.status} ${JSON.stringify(registered.body)}`)
+  if (registered.status !== 200) throw new Error(`register ${email}: ${registered.status} ${JSON.stringify(registered.body)}`)
   const login = await api(port, 'POST', '/auth/login', { form: { username: email, password: settings.password } })
   if (login.status !== 200 || typeof login.body.access_token !== 'string') throw new Error(`login ${email}: ${login.status} ${JSON.stringify(login.body)}`)
   return { token: login.body.access_token, id: String(registered.body.id), email }

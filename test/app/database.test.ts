@@ -1,10 +1,13 @@
 import { readFileSync } from 'node:fs'
+import { ObjectId } from 'mongodb'
 import t from 'tap'
 import { startFerretdb } from '../../scripts/ferretdb.js'
 import { build, TEST_SECRET } from '../support/app.js'
+import { DEADLINE_MARGIN_MS } from '../../plugins/app/platform/request-deadline.js'
+import { messages } from '../support/chat.js'
 import { startDatabaseProxy } from '../support/database-proxy.js'
 import { until } from '../support/until.js'
-import { signUp } from '../support/users.js'
+import { loginForm, signUp } from '../support/users.js'
 
 /** SIGSTOP, then wait until the kernel shows the process stopped (delivery waits for it to run). */
 async function pause (pid: number) {
@@ -63,6 +66,64 @@ t.test('a paused database whose connections reset just before the time limit: st
   t.equal(me.statusCode, 503, me.body)
   // A retry with a full wait of its own would answer near 1.9 × the limit.
   t.ok(waited < 1.5 * limit, `answered after ${waited} ms: the time limit (${limit} ms) bounds the retry too`)
+})
+
+t.test('a slow database: a login whose round trips, one after another, outlast the limit gets a 503 within DATABASE_TIMEOUT_MS plus the margin; its late end is logged once', async (t) => {
+  const db = await startFerretdb()
+  t.teardown(() => db.stop())
+  const proxy = await startDatabaseProxy(db.url)
+  t.teardown(() => proxy.close())
+  const limit = 2000
+  const app = await build(t, { MONGODB_URL: proxy.url, DATABASE_TIMEOUT_MS: String(limit) })
+  const { email, password } = await signUp(app)
+
+  // Each round trip stays under the limit, so no single wait of the driver ends the request.
+  proxy.delay(limit * 0.6)
+  const started = Date.now()
+  const res = await loginForm(app, email, password)
+  const waited = Date.now() - started
+  t.equal(res.statusCode, 503, res.body)
+  t.equal(res.headers['retry-after'], '5')
+  t.equal(res.json().detail, 'Service temporarily unavailable, retry shortly')
+  t.equal(res.headers['x-request-id'], res.json().request_id)
+  t.ok(waited < limit + DEADLINE_MARGIN_MS + 1000, `answered after ${waited} ms: the limit (${limit} ms) plus ${DEADLINE_MARGIN_MS} ms bounds the whole request`)
+  t.notMatch(res.body, /access_token/)
+
+  const late = await until(() => app.logs.lines.find((l) => l.msg === 'request finished after its time limit had answered 503'), 20_000, 'the late outcome', 50)
+  t.equal(late.request_id, res.json().request_id, 'logged against the request')
+  t.notOk(app.logs.lines.some((l) => /already sent|reply\.sent/i.test(String(l.msg)) || /already sent/i.test(String((l.err as { message?: string } | undefined)?.message))),
+    'no second answer attempted')
+  proxy.delay(0)
+  t.equal((await loginForm(app, email, password)).statusCode, 200, 'and the next login is served')
+})
+
+t.test('a slow database: a stream whose start outlasts the time limit gets a 503, and the reply stored for it ends interrupted, not streaming', async (t) => {
+  const db = await startFerretdb()
+  t.teardown(() => db.stop())
+  const proxy = await startDatabaseProxy(db.url)
+  t.teardown(() => proxy.close())
+  const limit = 2000
+  const app = await build(t, { MONGODB_URL: proxy.url, DATABASE_TIMEOUT_MS: String(limit) })
+  const { headers, user } = await signUp(app)
+
+  // Each round trip stays under the limit; the three a new chat's stream makes in turn do not.
+  proxy.delay(limit * 0.6)
+  const started = Date.now()
+  const res = await app.inject({ method: 'POST', url: '/chat/stream', headers, payload: { message: 'hello there' } })
+  const waited = Date.now() - started
+  t.equal(res.statusCode, 503, res.body)
+  t.match(res.headers['content-type'], /application\/problem\+json/)
+  t.ok(waited < limit + DEADLINE_MARGIN_MS + 1000, `answered after ${waited} ms`)
+  proxy.delay(0)
+
+  const reply = await until(async () => {
+    const [stored] = await messages(app).find({ user_id: new ObjectId(user.id as string), role: 'assistant' }).toArray()
+    return stored && stored.status !== 'streaming' ? stored : undefined
+  }, 20_000, 'the reply to be finished', 100)
+  t.equal(reply.status, 'interrupted', 'marked as ended early')
+  t.ok(await until(() => app.logs.lines.some((l) => l.msg === 'request finished after its time limit had answered 503'), 10_000, 'the late outcome', 50))
+  t.notOk(app.logs.lines.some((l) => Number(l.level) >= 50), 'nothing logged as an error (no headers written twice)')
+  t.equal((await app.inject({ url: '/users/me', headers })).statusCode, 200, 'the process serves on')
 })
 
 t.test('a database that went away: 503, not 500', async (t) => {

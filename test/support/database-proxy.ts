@@ -19,6 +19,8 @@ export interface DatabaseProxy {
   holdOpenConnections (): void
   /** Whether the held-back bytes contain `text` (a collection name, for instance). */
   holds (text: string): boolean
+  /** Delays by `ms` from now on what the app sends, on every connection (0: no more delay): a slow database. */
+  delay (ms: number): void
   /** Resets every connection open now (the app sees ECONNRESET, not a timeout). */
   reset (): void
   /** Delivers the held-back bytes; resolves once the database has answered on each link (at most 5 s). */
@@ -29,11 +31,16 @@ export interface DatabaseProxy {
 export async function startDatabaseProxy (target: string): Promise<DatabaseProxy> {
   const { hostname, port } = new URL(target)
   const links = new Set<Link>()
+  let delayMs = 0
   const server: Server = createServer((client) => {
     const upstream = connect(Number(port), hostname)
     const link: Link = { client, upstream, held: null }
     links.add(link)
-    client.on('data', (chunk) => { if (link.held) link.held.push(chunk); else upstream.write(chunk) })
+    client.on('data', (chunk) => {
+      if (link.held) link.held.push(chunk)
+      else if (delayMs > 0) setTimeout(() => upstream.write(chunk), delayMs)
+      else upstream.write(chunk)
+    })
     upstream.on('data', (chunk) => {
       link.answered?.()
       if (!client.destroyed) client.write(chunk)
@@ -54,6 +61,9 @@ export async function startDatabaseProxy (target: string): Promise<DatabaseProxy
     },
     holds (text) {
       return [...links].some((link) => link.held && Buffer.concat(link.held).includes(text))
+    },
+    delay (ms) {
+      delayMs = ms
     },
     reset () {
       for (const link of links) { link.client.resetAndDestroy(); link.upstream.destroy() }

@@ -43,6 +43,8 @@ class SseStream implements EventStream {
     this.raw.on('close', () => {
       pinged.delete(this)
       if (!this.raw.writableFinished) this.controller.abort(new Error('client disconnected'))
+      // Answered without the stream (its time limit's 503): the work behind it has no one to tell.
+      else if (!this.opened) this.controller.abort(new Error('answered without the stream'))
     })
   }
 
@@ -63,7 +65,7 @@ class SseStream implements EventStream {
   }
 
   open () {
-    if (this.opened) return
+    if (this.opened || this.reply.sent) return
     this.opened = true
     this.reply.hijack()
     this.raw.writeHead(200, {
