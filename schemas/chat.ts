@@ -105,6 +105,18 @@ export const MessagesQuerySchema = Type.Object({
 }, { additionalProperties: false })
 export type StreamBody = Static<typeof StreamBodySchema>
 
+export const ResumeQuerySchema = Type.Object({
+  message_id: { ...IdParamSchema, description: 'The reply to stream: `message_id` of its `start` event' }
+}, { additionalProperties: false })
+
+/** What EventSource sends by itself when it reconnects: the id of the last event it received. */
+export const ResumeHeadersSchema = Type.Object({
+  'last-event-id': Type.Optional(Type.String({
+    pattern: '^(0|[1-9][0-9]{0,9})$',
+    description: 'The `id` of the last text event received (the reply\'s length so far): the stream resumes after it'
+  }))
+})
+
 // The events of POST /chat/stream and /chat/{chat_id}/regenerate. The stream writes them itself
 // (plugins/app/chat/streaming), so these schemas only document them: each event as an SSE parser
 // reads it, `{ event, data }`, with `data` a JSON text whose shape `contentSchema` names.
@@ -139,7 +151,8 @@ function sseEvent<const N extends string> ($id: string, event: N, data: TSchema 
 
 export const StartEventSchema = sseEvent('StartEvent', 'start', StartEventDataSchema, 'First: the chat and the id of the reply')
 export const TextEventSchema = sseEvent('TextEvent', 'message', TextEventDataSchema,
-  'A piece of the reply, in an event without an `event:` line (SSE parsers name it `message`); the texts concatenated are the reply')
+  'A piece of the reply, in an event without an `event:` line (SSE parsers name it `message`); the texts concatenated are the reply. ' +
+  'Its `id` is the length of the reply so far (UTF-16 code units): sent back as `Last-Event-ID`, the stream resumes after it')
 export const ErrorEventSchema = sseEvent('ErrorEvent', 'error', ErrorEventDataSchema, 'The reply failed or the server ended it; `done` follows')
 export const DoneEventSchema = sseEvent('DoneEvent', 'done', DoneEventDataSchema, 'Always last, once the reply is stored')
 

@@ -14,13 +14,15 @@
  *   provider at 100 ms a word, the same through the openai provider relaying a local upstream, and
  *   4,000 as 1,334 × 3; failures by kind, time to first event, RSS per open stream, CPU per 1,000
  *   text events, and database requests per stream counted by a wire-protocol proxy (wire-proxy.ts).
+ * - Resumed streams (resume-phase.ts): how far a stream resumed with Last-Event-ID lags behind the
+ *   original, on the instance streaming the reply and on another one.
  *
  * Knobs (environment): BENCH_ROUNDS (3), BENCH_DURATION_S (3), BENCH_CONNECTIONS (50),
  * BENCH_STREAMS (1000; 0 skips those two scenarios), BENCH_BIG_STREAMS (4000; 0 skips it),
  * BENCH_STREAMS_PER_USER (3, also the service's MAX_STREAMS_PER_USER), BENCH_STREAM_DEADLINE_S
  * (20), BENCH_LOG_LEVEL (the service's, default info; logs go to a file scanned for errors),
  * BENCH_LOG_DIR=<dir> (keep those logs), BENCH_CPU_PROF=<dir> (`node --cpu-prof` the services),
- * BENCH_COUNT_REQUESTS=0 (streams without the counting proxy), BENCH_ONLY=http|stream|floor|idle.
+ * BENCH_COUNT_REQUESTS=0 (streams without the counting proxy), BENCH_ONLY=http|stream|floor|idle|resume.
  */
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -36,6 +38,7 @@ import { idlePhase } from './bench/idle-phase.js'
 import { systemBusyMs } from './bench/probes.js'
 import { settings } from './bench/settings.js'
 import { fmt } from './bench/stats.js'
+import { resumePhase } from './bench/resume-phase.js'
 import { streamPhase } from './bench/stream-phase.js'
 import { startFerretdb, type RunningFerretdb } from './ferretdb.js'
 
@@ -84,7 +87,7 @@ async function main () {
 
   try {
     const run = async (part: string, phase: (ctx: BenchContext) => Promise<Phase>) => settings.only && settings.only !== part ? null : await phase(ctx)
-    const phases = [await run('floor', databaseFloor), await run('idle', idlePhase), await run('http', httpPhase), await run('stream', streamPhase)]
+    const phases = [await run('floor', databaseFloor), await run('idle', idlePhase), await run('http', httpPhase), await run('stream', streamPhase), await run('resume', resumePhase)]
 
     console.log('')
     console.log(`## Benchmark (${new Date().toISOString().slice(0, 10)}, node ${process.version}, ${cpus().length} CPU, ${backend}, ` +

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
-import { ChatParamsSchema, StreamBodySchema, StreamEventSchema } from '../../schemas/chat.js'
+import { ChatParamsSchema, ResumeHeadersSchema, ResumeQuerySchema, StreamBodySchema, StreamEventSchema } from '../../schemas/chat.js'
 import { bodyProblemResponses, DetailSchema, problemResponses, ref, responseHeaders, success } from '../../schemas/common.js'
 
 /** 32,000 characters of 4-byte UTF-8, with room for JSON. */
@@ -41,14 +41,37 @@ const stream: FastifyPluginAsyncTypebox = async (fastify) => {
       security: bearerSecurity,
       summary: 'Send a message and stream the reply',
       description: `${eventsDescription} Without \`chat_id\` a new chat is created. The user message is stored before the first byte; ` +
-        'the reply as it streams, ending `complete`, `interrupted` (client gone, stopped) or `error`.',
+        'the reply as it streams, ending `complete`, `interrupted` (client gone, stopped) or `error`. ' +
+        'With `client_message_id` the reply goes on when the client drops, and the same request with `Last-Event-ID` ' +
+        '(or GET /chat/{chat_id}/stream) resumes it.',
       operationId: 'streamChat',
+      headers: ResumeHeadersSchema,
       body: StreamBodySchema,
       produces: ['text/event-stream'],
       response: { 200: streamResponse, ...bodyProblemResponses(401, 404, 502) }
     }
   }, async (request, reply) => {
     await chatTurns.send(request, reply, request.body)
+    return reply
+  })
+
+  fastify.get('/:chat_id/stream', {
+    schema: {
+      tags: ['Chat'],
+      security: bearerSecurity,
+      summary: 'Resume the stream of a reply',
+      description: `${eventsDescription} The reply \`message_id\` of the chat, from after \`Last-Event-ID\` (all of it without one), ` +
+        'then live while it is still streaming, on this instance or another, then `done`. An EventSource that reconnects ' +
+        'sends `Last-Event-ID` by itself. A reply that has ended gives the rest and `done` at once.',
+      operationId: 'resumeStream',
+      params: ChatParamsSchema,
+      querystring: ResumeQuerySchema,
+      headers: ResumeHeadersSchema,
+      produces: ['text/event-stream'],
+      response: { 200: streamResponse, ...problemResponses(401, 404) }
+    }
+  }, async (request, reply) => {
+    await chatTurns.resume(request, reply, request.params.chat_id, request.query.message_id)
     return reply
   })
 

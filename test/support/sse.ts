@@ -81,14 +81,14 @@ export interface LiveSse {
 }
 
 /**
- * POSTs `payload` (or no body) over a real socket and resolves once the response head arrives;
- * the stream stays open until the server ends it or `close()` is called.
+ * POSTs `payload` (or no body; GET with `method`) over a real socket and resolves once the response
+ * head arrives; the stream stays open until the server ends it or `close()` is called.
  */
-export async function openSse (url: string, headers: Headers, payload?: unknown): Promise<LiveSse> {
+export async function openSse (url: string, headers: Headers, payload?: unknown, method: 'GET' | 'POST' = 'POST'): Promise<LiveSse> {
   return await new Promise<LiveSse>((resolve, reject) => {
     const body = payload === undefined ? undefined : JSON.stringify(payload)
     const req = httpRequest(url, {
-      method: 'POST',
+      method,
       agent: false,
       headers: body === undefined
         ? headers

@@ -356,7 +356,7 @@ t.test('a ": ping" comment comes after STREAM_PING_SECONDS without an event', as
   const live = await openSse(`${base}/chat/stream`, alice.headers, { message: 'waiting' })
   t.teardown(() => live.close())
   await live.until(hasText(1))
-  const beforeFirstWord = live.body.slice(0, live.body.indexOf('data: {"text"'))
+  const beforeFirstWord = live.body.slice(0, live.body.search(/id: \d+\ndata: \{"text"/))
   t.match(beforeFirstWord, /^event: start\n.*\n\n(: ping\n\n)+$/, 'start, then pings while the first word takes 2.5 s')
   live.close()
 })

@@ -9,7 +9,9 @@ import type { StreamBody, Usage } from '../../../../schemas/chat.js'
 import type { EventStream } from './event-stream.js'
 import type { Exchange, FinalStatus, StoredReply } from './exchanges.js'
 import { endNotice } from './live-streams.js'
-import { AssistantRefusedError, ChatBusyError, ChatNotFoundError, StreamCapacityError, TooManyStreamsError } from '../errors.js'
+import { resumeOffset } from './reply-replay.js'
+import { AssistantRefusedError, ChatBusyError, ChatNotFoundError, MessageNotFoundError, StreamCapacityError, TooManyStreamsError } from '../errors.js'
+import { parseObjectId } from '../../../../lib/object-id.js'
 
 export interface ChatTurns {
   /** POST /chat/stream: stores the message and its reply, and streams the reply (or replays an earlier send). */
@@ -18,6 +20,8 @@ export interface ChatTurns {
   regenerate (request: FastifyRequest, reply: FastifyReply, chatId: string): Promise<void>
   /** POST /chat/{id}/stop: ends the chat's running reply, on whichever instance it streams. */
   stop (userId: string, chatId: string): Promise<void>
+  /** GET /chat/{id}/stream: a reply of the chat from the client's Last-Event-ID on, live until it ends. */
+  resume (request: FastifyRequest, reply: FastifyReply, chatId: string, messageId: string): Promise<void>
 }
 
 declare module 'fastify' {
@@ -45,7 +49,8 @@ export default fp(async function chatTurns (fastify) {
   async function turn (request: FastifyRequest, reply: FastifyReply, replyId: ObjectId, start: () => Promise<Exchange>, idempotency?: Idempotency) {
     const seat = liveStreams.reserve()
     if (!seat) throw new StreamCapacityError()
-    const events = fastify.eventStream(reply)
+    // A send the client can resume (it names itself) goes on when the client drops.
+    const events = fastify.eventStream(reply, { outlivesClient: idempotency !== undefined })
     try {
       await liveStreams.run({ stream: events, sessionId: request.user.sessionId, replyId: replyId.toHexString() }, async () => {
         const [session, slot, claimed] = await Promise.allSettled([
@@ -60,7 +65,7 @@ export default fp(async function chatTurns (fastify) {
           for (const outcome of [session, slot, claimed]) if (outcome.status === 'rejected') throw outcome.reason
           if (earlier) {
             await release?.()
-            return await fastify.replayReply(request, reply, earlier)
+            return await fastify.replayReply(events, earlier, resumeOffset(request))
           }
           if (!release) throw new TooManyStreamsError(config.MAX_STREAMS_PER_USER)
           const exchange = await start()
@@ -121,7 +126,8 @@ export default fp(async function chatTurns (fastify) {
           }
           text += event.text
           checkpoint.update(text, ++pieces)
-          await events.send({ text: event.text, chat_id: chatId })
+          // The id is the reply's length so far: a client that reconnects with it gets the rest.
+          await events.send({ text: event.text, chat_id: chatId }, { id: String(text.length) })
           if (events.signal.aborted) break
         }
       } catch (error) {
@@ -183,6 +189,22 @@ export default fp(async function chatTurns (fastify) {
       const running = named.filter((r) => r.instance === instance.id ? liveStreams.has(r.replyId) : alive.has(r.instance))
       if (running.length === 0) throw new ChatBusyError('No reply is streaming in this chat')
       await liveStreams.stopReplies(running)
+    },
+
+    async resume (request, reply, chatId, messageId) {
+      const replyId = parseObjectId(messageId)
+      const stored = replyId && await exchanges.findReply(request.user.id, replyId)
+      if (!stored || stored.chatId.toHexString() !== chatId) throw new MessageNotFoundError()
+      const seat = liveStreams.reserve()
+      if (!seat) throw new StreamCapacityError()
+      const events = fastify.eventStream(reply)
+      try {
+        // Under a key of its own: the follower ends with its session, not with a stop of the reply.
+        await liveStreams.run({ stream: events, sessionId: request.user.sessionId, replyId: `follower ${request.id}` },
+          () => fastify.replayReply(events, stored, resumeOffset(request)))
+      } finally {
+        seat()
+      }
     }
   } satisfies ChatTurns)
 }, {

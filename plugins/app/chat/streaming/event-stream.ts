@@ -20,8 +20,11 @@ export interface EventStream {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** An event stream for this reply, not yet open: its signal already follows the client's connection. */
-    eventStream (reply: FastifyReply): EventStream
+    /**
+     * An event stream for this reply, not yet open: its signal already follows the client's
+     * connection, unless the work `outlivesClient` (a resumable send: the client may come back).
+     */
+    eventStream (reply: FastifyReply, options?: { outlivesClient?: boolean }): EventStream
   }
 }
 
@@ -38,13 +41,14 @@ class SseStream implements EventStream {
   private lastWrite = 0
   opened = false
 
-  constructor (private readonly reply: FastifyReply, private readonly pinged: Pinged) {
+  constructor (private readonly reply: FastifyReply, private readonly pinged: Pinged, outlivesClient: boolean) {
     this.raw = reply.raw
     this.raw.on('close', () => {
       pinged.delete(this)
-      if (!this.raw.writableFinished) this.controller.abort(new Error('client disconnected'))
+      // A resumable send goes on without its client, who may come back for the rest.
+      if (!this.raw.writableFinished && !outlivesClient) this.controller.abort(new Error('client disconnected'))
       // Answered without the stream (its time limit's 503): the work behind it has no one to tell.
-      else if (!this.opened) this.controller.abort(new Error('answered without the stream'))
+      if (this.raw.writableFinished && !this.opened) this.controller.abort(new Error('answered without the stream'))
     })
   }
 
@@ -121,5 +125,6 @@ export default fp(async function eventStream (fastify) {
     }
   })
 
-  fastify.decorate('eventStream', (reply: FastifyReply): EventStream => new SseStream(reply, open))
+  fastify.decorate('eventStream', (reply: FastifyReply, options?: { outlivesClient?: boolean }): EventStream =>
+    new SseStream(reply, open, options?.outlivesClient === true))
 }, { name: 'event-stream', dependencies: ['env', 'periodic-jobs'] })

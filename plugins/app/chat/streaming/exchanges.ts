@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import { ObjectId, type AnyBulkWriteOperation, type Collection } from 'mongodb'
 import { fitContext } from '../assistant/context.js'
 import type { ContextMessage } from '../assistant/types.js'
-import { findOwned } from '../../../../lib/by-id.js'
+import { findByIds, findOwned } from '../../../../lib/by-id.js'
 import { isDuplicateKey } from '../../../../lib/database-errors.js'
 import { parseObjectId } from '../../../../lib/object-id.js'
 import type { ReplyStatus, Usage } from '../../../../schemas/chat.js'
@@ -31,6 +31,8 @@ export interface StoredReply {
   content: string
   status: ReplyStatus
   error?: string
+  /** The instance writing it, while it streams. */
+  instance?: string
 }
 
 export interface SendRequest {
@@ -49,11 +51,12 @@ export interface SendRequest {
 
 export interface Checkpoint { replyId: ObjectId, content: string, pieces: number }
 
-const storedReplyFields = { chat_id: 1, role: 1, content: 1, status: 1, error: 1 } as const
+const storedReplyFields = { chat_id: 1, role: 1, content: 1, status: 1, error: 1, instance: 1 } as const
 
-function storedReplyOf (doc: Pick<MessageDocument, '_id' | 'chat_id' | 'content' | 'status' | 'error'>): StoredReply {
+function storedReplyOf (doc: Pick<MessageDocument, '_id' | 'chat_id' | 'content' | 'status' | 'error' | 'instance'>): StoredReply {
   const stored: StoredReply = { chatId: doc.chat_id, replyId: doc._id, content: doc.content, status: doc.status ?? 'complete' }
   if (doc.error !== undefined) stored.error = doc.error
+  if (doc.instance !== undefined) stored.instance = doc.instance
   return stored
 }
 
@@ -213,10 +216,15 @@ export function createExchanges (chats: Collection<ChatDocument>, messages: Coll
       ])
     },
 
-    /** A reply of the user's, for replaying an idempotent send; null once its chat is gone. */
+    /** A reply of the user's, for a replay or a resumed stream; null for any other message, or once its chat is gone. */
     async findReply (userId: string, replyId: ObjectId): Promise<StoredReply | null> {
       const found = await findOwned(messages, replyId, new ObjectId(userId), storedReplyFields)
-      return found ? storedReplyOf(found) : null
+      return found?.role === 'assistant' ? storedReplyOf(found) : null
+    },
+
+    /** These replies as stored now (the ones followed on this instance); a deleted one is missing. */
+    async findReplies (replyIds: ObjectId[]): Promise<StoredReply[]> {
+      return (await findByIds(messages, replyIds, storedReplyFields)).map(storedReplyOf)
     },
 
     /**

@@ -35,6 +35,8 @@ export interface LiveStreams {
   has (replyId: string): boolean
   /** Stops these replies: here at once, on other instances within a second. */
   stopReplies (replies: RunningReply[]): Promise<void>
+  /** Asks the instances streaming these replies to save them often (replyCheckpoints.follow): they are followed from here. */
+  followReplies (replies: RunningReply[]): Promise<void>
   /**
    * A place for one more stream on this instance (MAX_LIVE_STREAMS), taken at once so concurrent
    * requests cannot all pass the check; null when full. Call the returned function when done.
@@ -54,8 +56,8 @@ interface SignalDocument {
   _id: ObjectId
   /** The instance that should act. */
   instance: string
-  kind: 'stop' | 'session-ended'
-  /** The reply to stop, or the session whose streams end. */
+  kind: 'stop' | 'session-ended' | 'follow'
+  /** The reply to stop or follow, or the session whose streams end. */
   target: string
 }
 
@@ -68,11 +70,11 @@ const SIGNAL_KEEP_MS = 10_000
  * its heartbeat (one indexed query a second while it streams, whatever the number of streams).
  */
 export default fp(async function liveStreams (fastify) {
-  const { instance, streamSlots, log } = fastify
+  const { instance, replyCheckpoints, streamSlots, log } = fastify
   const signals: Collection<SignalDocument> = fastify.mongo.db!.collection('stream_signals')
   fastify.databaseSetup.add('stream signals index', async () => { await signals.createIndex({ instance: 1 }, { name: 'by_instance' }) })
   const live = new Map<string, LiveStreamOwner & { done: Promise<void> }>()
-  fastify.metrics.registerMetric(new Gauge({ name: 'chat_streams_open', help: 'Replies streaming on this instance', registers: [], collect () { this.set(live.size) } }))
+  fastify.metrics.registerMetric(new Gauge({ name: 'chat_streams_open', help: 'Streams open on this instance: replies streaming here, and their followers (resumed streams, replays)', registers: [], collect () { this.set(live.size) } }))
   const maxMs = fastify.config.MAX_STREAM_SECONDS * 1000
   let reserved = 0
 
@@ -95,6 +97,7 @@ export default fp(async function liveStreams (fastify) {
     const ended = new Set<string>()
     for (const s of received) {
       if (s.kind === 'session-ended') ended.add(s.target)
+      else if (s.kind === 'follow') replyCheckpoints.follow(s.target)
       else stopHere(s.target)
       if (s.kind === 'session-ended' || live.has(s.target) || Date.now() - s._id.getTimestamp().getTime() > SIGNAL_KEEP_MS) done.push(s._id)
     }
@@ -130,6 +133,9 @@ export default fp(async function liveStreams (fastify) {
       for (const { replyId } of replies) stopHere(replyId)
       await signal(replies.filter((r) => r.instance !== instance.id).map((r) => ({ instance: r.instance, kind: 'stop', target: r.replyId })))
     },
+    async followReplies (replies) {
+      await signal(replies.filter((r) => r.instance !== instance.id).map((r) => ({ instance: r.instance, kind: 'follow', target: r.replyId })))
+    },
     async dropSignalsOf (instanceId) {
       await signals.deleteMany({ instance: instanceId })
     },
@@ -149,4 +155,4 @@ export default fp(async function liveStreams (fastify) {
     for (const entry of running) entry.stream.abort(new ShutdownError('server shutting down'))
     await Promise.allSettled(running.map((entry) => entry.done))
   })
-}, { name: 'live-streams', dependencies: ['env', 'mongodb', 'database-setup', 'instance', 'stream-slots', 'session-ending', 'metrics'] })
+}, { name: 'live-streams', dependencies: ['env', 'mongodb', 'database-setup', 'instance', 'reply-checkpoints', 'stream-slots', 'session-ending', 'metrics'] })

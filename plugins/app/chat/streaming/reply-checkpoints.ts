@@ -8,8 +8,22 @@ export interface TrackedReply {
   stop (): void
 }
 
+/** A reply streaming on this instance, as a follower reads it. */
+export interface LiveText {
+  /** The text so far; all of it once `ended`. */
+  readonly content: string
+  /** The relay has all the text and is storing it (its status comes with that write). */
+  readonly ended: boolean
+  /** Resolves at the next piece or at the end. */
+  changed (): Promise<void>
+}
+
 export interface ReplyCheckpoints {
   track (replyId: ObjectId): TrackedReply
+  /** The reply's live text when it streams on this instance. */
+  live (replyId: string): LiveText | undefined
+  /** Saves the reply every FOLLOWED_SAVE_MS for the next FOLLOW_LEASE_MS: a follower elsewhere reads it. */
+  follow (replyId: string): void
   /** Saves every changed reply now (tests, and the interval's own work). */
   flush (): Promise<void>
 }
@@ -20,22 +34,47 @@ declare module 'fastify' {
   }
 }
 
-/** A tracked reply: its latest text and what was saved of it. */
-class Entry implements Checkpoint, TrackedReply {
+/** How often the replies followed from another instance are saved (when they changed). */
+export const FOLLOWED_SAVE_MS = 200
+/** A follow lasts this long unless renewed; followers renew it at half of it. */
+export const FOLLOW_LEASE_MS = 10_000
+
+/** A tracked reply: its latest text, what was saved of it, and who waits for more. */
+class Entry implements Checkpoint, TrackedReply, LiveText {
   content = ''
   pieces = 0
   saved = 0
+  ended = false
+  followedUntil = 0
+  private waiting: Array<() => void> | null = null
 
-  constructor (readonly replyId: ObjectId, private readonly tracked: Set<Entry>) {
-    tracked.add(this)
+  constructor (readonly replyId: ObjectId, private readonly key: string, private readonly tracked: Map<string, Entry>) {
+    tracked.set(key, this)
   }
 
   update (content: string, pieces: number) {
     this.content = content
     this.pieces = pieces
+    this.wake()
   }
 
-  stop () { this.tracked.delete(this) }
+  stop () {
+    this.tracked.delete(this.key)
+    this.ended = true
+    this.wake()
+  }
+
+  changed () {
+    if (this.ended) return Promise.resolve()
+    return new Promise<void>((resolve) => { (this.waiting ??= []).push(resolve) })
+  }
+
+  private wake () {
+    if (this.waiting === null) return
+    const waiting = this.waiting
+    this.waiting = null
+    for (const resolve of waiting) resolve()
+  }
 }
 
 /**
@@ -43,13 +82,17 @@ class Entry implements Checkpoint, TrackedReply {
  * batched write for the replies whose text changed: the database work is one write per instance
  * per interval, whatever the number of streams, and a crash loses at most one interval of text.
  * The write is guarded (exchanges.saveCheckpoints), so a batch that lands late changes nothing.
+ * A follower here reads the text from memory; one elsewhere reads the saves, made more often for
+ * the replies it follows.
  */
 export default fp(async function replyCheckpoints (fastify) {
   const { exchanges, log } = fastify
-  const tracked = new Set<Entry>()
+  const tracked = new Map<string, Entry>()
+  const followed = new Set<Entry>()
 
-  async function save () {
-    const batch = [...tracked].filter((entry) => entry.pieces > entry.saved).map((entry) => ({ entry, pieces: entry.pieces, content: entry.content }))
+  async function save (entries: Iterable<Entry>) {
+    const batch = [...entries].filter((entry) => entry.pieces > entry.saved)
+      .map((entry) => ({ entry, pieces: entry.pieces, content: entry.content }))
     if (batch.length === 0) return
     try {
       await exchanges.saveCheckpoints(batch.map(({ entry, pieces, content }) => ({ replyId: entry.replyId, pieces, content })))
@@ -60,10 +103,25 @@ export default fp(async function replyCheckpoints (fastify) {
   }
 
   // One batch at a time: a flush asked for while one is written waits for it, then writes its own.
-  const job = fastify.periodicJobs.add('reply checkpoints', { everyMs: fastify.config.REPLY_CHECKPOINT_SECONDS * 1000, task: save })
+  const job = fastify.periodicJobs.add('reply checkpoints', { everyMs: fastify.config.REPLY_CHECKPOINT_SECONDS * 1000, task: () => save(tracked.values()) })
+  fastify.periodicJobs.add('followed reply checkpoints', {
+    everyMs: FOLLOWED_SAVE_MS,
+    task: async () => {
+      const now = Date.now()
+      for (const entry of followed) if (entry.ended || entry.followedUntil <= now) followed.delete(entry)
+      await save(followed)
+    }
+  })
 
   fastify.decorate('replyCheckpoints', {
-    track: (replyId) => new Entry(replyId, tracked),
+    track: (replyId) => new Entry(replyId, replyId.toHexString(), tracked),
+    live: (replyId) => tracked.get(replyId),
+    follow (replyId) {
+      const entry = tracked.get(replyId)
+      if (!entry) return
+      entry.followedUntil = Date.now() + FOLLOW_LEASE_MS
+      followed.add(entry)
+    },
     flush: job.run
   } satisfies ReplyCheckpoints)
 }, { name: 'reply-checkpoints', dependencies: ['env', 'exchanges', 'periodic-jobs'] })

@@ -1,0 +1,106 @@
+/**
+ * How fresh a resumed stream is: a resumable send (with `client_message_id`) streams on instance A
+ * and stays open; after its third text event a second client resumes the same reply with
+ * `Last-Event-ID`, on A itself (read from memory) and on another instance B (read from the
+ * database). For every text event id both received, the lag is when the follower had it minus when
+ * A's own client had it. Both services are children on the bench's database, 100 ms a word.
+ */
+import http from 'node:http'
+import { startChild, type Child } from './children.js'
+import type { BenchContext, Phase } from './context.js'
+import { createUser, waitReady, type BenchUser } from './service-api.js'
+import { settings } from './settings.js'
+import { fmt, percentile } from './stats.js'
+
+const RESUMES = 20
+const AT_ONCE = 5
+
+/** Opens an event stream and calls `onId(id, ms)` for each text event's id, as it arrives; resolves at the end. */
+function follow (port: number, method: 'GET' | 'POST', path: string, token: string, body: string | undefined, lastId: string | undefined,
+  onId: (id: string, at: number) => void): Promise<void> {
+  return new Promise((resolve) => {
+    const headers: Record<string, string> = { authorization: `Bearer ${token}`, ...(lastId && { 'last-event-id': lastId }) }
+    if (body) Object.assign(headers, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) })
+    const request = http.request({ host: '127.0.0.1', port, method, path, headers, agent: false }, (response) => {
+      let buffer = ''
+      response.setEncoding('utf8')
+      response.on('data', (chunk: string) => {
+        buffer += chunk
+        let end
+        while ((end = buffer.indexOf('\n\n')) !== -1) {
+          const frame = buffer.slice(0, end)
+          buffer = buffer.slice(end + 2)
+          const id = /^id: (\d+)$/m.exec(frame)?.[1]
+          if (id && !/^event:/m.test(frame)) onId(id, performance.now())
+          const start = /^event: start\ndata: (.*)$/m.exec(frame)?.[1]
+          if (start) onId(`start ${start}`, performance.now())
+        }
+      })
+      response.on('close', () => resolve())
+    })
+    request.on('error', () => resolve())
+    request.end(body)
+  })
+}
+
+/** One resumable send on A, followed from `follower` after its third text event: the lag of each id the follower got. */
+async function oneResume (a: Child, follower: Child, user: BenchUser, n: number): Promise<number[]> {
+  const seen = new Map<string, number>()
+  let texts = 0
+  let startData = ''
+  let resumed: Promise<void> | undefined
+  const lags: number[] = []
+  const body = JSON.stringify({ message: 'Hello from the benchmark, please stream a reply.', client_message_id: `resume-${n}-${Date.now()}` })
+  await follow(a.port, 'POST', '/chat/stream', user.token, body, undefined, (id, at) => {
+    if (id.startsWith('start ')) { startData = id.slice(6); return }
+    seen.set(id, at)
+    if (++texts !== 3) return
+    const { chat_id: chatId, message_id: messageId } = JSON.parse(startData) as { chat_id: string, message_id: string }
+    resumed = follow(follower.port, 'GET', `/chat/${chatId}/stream?message_id=${messageId}`, user.token, undefined, id, (got, gotAt) => {
+      const original = seen.get(got)
+      if (original !== undefined) lags.push(gotAt - original)
+    })
+  })
+  await resumed
+  return lags
+}
+
+async function measure (a: Child, follower: Child, users: BenchUser[]) {
+  const lags: number[] = []
+  for (let i = 0; i < RESUMES; i += AT_ONCE) {
+    const batch = await Promise.all(Array.from({ length: AT_ONCE }, (_, j) => oneResume(a, follower, users[j]!, i + j)))
+    lags.push(...batch.flat())
+  }
+  return lags
+}
+
+export async function resumePhase (ctx: BenchContext): Promise<Phase> {
+  const env = ctx.serviceEnv({ ASSISTANT_WORD_DELAY_MS: String(settings.wordDelayMs), MAX_STREAMS_PER_USER: String(AT_ONCE * 2) })
+  const started: Child[] = []
+  try {
+    const a = await startChild('resume-a', 'api', env)
+    started.push(a)
+    const b = await startChild('resume-b', 'api', env)
+    started.push(b)
+    await Promise.all([waitReady(a.port), waitReady(b.port)])
+    const users = await Promise.all(Array.from({ length: AT_ONCE }, (_, i) => createUser(a.port, `resume${i}`)))
+    const here = await measure(a, a, users)
+    const elsewhere = await measure(a, b, users)
+    const row = (label: string, lags: number[]) =>
+      `| ${label} | ${lags.length} | ${fmt(percentile(lags, 50), 0)} | ${fmt(percentile(lags, 90), 0)} | ${fmt(percentile(lags, 99), 0)} |`
+    return {
+      lines: [
+        `Resumed streams (${RESUMES} resumable sends on instance A at ${settings.wordDelayMs} ms a word, each resumed with Last-Event-ID after its third text event, ${AT_ONCE} at a time): ` +
+          'lag of the resumed stream behind the original one, per text event id both received.',
+        '',
+        '| resumed on | events compared | p50 ms | p90 ms | p99 ms |',
+        '|---|---:|---:|---:|---:|',
+        row('A, the instance streaming the reply (memory)', here),
+        row('B, another instance (database)', elsewhere)
+      ],
+      problems: here.length === 0 || elsewhere.length === 0 ? ['resume: a resumed stream received no text event the original had'] : []
+    }
+  } finally {
+    await Promise.all(started.map((child) => child.stop()))
+  }
+}
