@@ -3,14 +3,18 @@
  * and stays open; after its third text event a second client resumes the same reply with
  * `Last-Event-ID`, on A itself (read from memory) and on another instance B (read from the
  * database). For every text event id both received, the lag is when the follower had it minus when
- * A's own client had it. Both services are children on the bench's database, 100 ms a word.
+ * A's own client had it. Both services are children on the bench's database, 100 ms a word, reaching
+ * it through the counting proxy: database requests per send and its resume, the idle rate taken off.
  */
 import http from 'node:http'
-import { startChild, type Child } from './children.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { ask, startChild, type Child } from './children.js'
 import type { BenchContext, Phase } from './context.js'
 import { createUser, waitReady, type BenchUser } from './service-api.js'
 import { settings } from './settings.js'
 import { fmt, percentile } from './stats.js'
+import { proxiedUrl, proxyTarget } from './stream-phase.js'
+import type { WireCounts } from './stream-window.js'
 
 const RESUMES = 20
 const AT_ONCE = 5
@@ -65,40 +69,62 @@ async function oneResume (a: Child, follower: Child, user: BenchUser, n: number)
   return lags
 }
 
-async function measure (a: Child, follower: Child, users: BenchUser[]) {
+/** Database requests through the counting proxy so far (null without one). */
+async function requests (proxy: Child | null) {
+  return proxy ? (await ask<WireCounts>(proxy, 'counts'))?.total ?? null : null
+}
+
+/** The lags, and the database requests per send and its resume, with the two idle services' rate taken off. */
+async function measure (a: Child, follower: Child, users: BenchUser[], proxy: Child | null, idlePerMs: number | null) {
   const lags: number[] = []
+  const before = { requests: await requests(proxy), at: performance.now() }
   for (let i = 0; i < RESUMES; i += AT_ONCE) {
     const batch = await Promise.all(Array.from({ length: AT_ONCE }, (_, j) => oneResume(a, follower, users[j]!, i + j)))
     lags.push(...batch.flat())
   }
-  return lags
+  const after = await requests(proxy)
+  const perSend = after !== null && before.requests !== null && idlePerMs !== null
+    ? (after - before.requests - idlePerMs * (performance.now() - before.at)) / RESUMES
+    : null
+  return { lags, perSend }
 }
 
 export async function resumePhase (ctx: BenchContext): Promise<Phase> {
-  const env = ctx.serviceEnv({ ASSISTANT_WORD_DELAY_MS: String(settings.wordDelayMs), MAX_STREAMS_PER_USER: String(AT_ONCE * 2) })
   const started: Child[] = []
   try {
+    const target = proxyTarget(ctx.mongodbUrl)
+    const proxy = target ? await startChild('resume-proxy', 'proxy', { BENCH_PROXY_TARGET: target }) : null
+    if (proxy) started.push(proxy)
+    const env = ctx.serviceEnv({
+      ASSISTANT_WORD_DELAY_MS: String(settings.wordDelayMs),
+      MAX_STREAMS_PER_USER: String(AT_ONCE * 2),
+      ...(proxy && { MONGODB_URL: proxiedUrl(ctx.mongodbUrl, proxy.port) })
+    })
     const a = await startChild('resume-a', 'api', env)
     started.push(a)
     const b = await startChild('resume-b', 'api', env)
     started.push(b)
     await Promise.all([waitReady(a.port), waitReady(b.port)])
     const users = await Promise.all(Array.from({ length: AT_ONCE }, (_, i) => createUser(a.port, `resume${i}`)))
-    const here = await measure(a, a, users)
-    const elsewhere = await measure(a, b, users)
-    const row = (label: string, lags: number[]) =>
-      `| ${label} | ${lags.length} | ${fmt(percentile(lags, 50), 0)} | ${fmt(percentile(lags, 90), 0)} | ${fmt(percentile(lags, 99), 0)} |`
+    const idleFrom = { requests: await requests(proxy), at: performance.now() }
+    await sleep(3000)
+    const idleTo = await requests(proxy)
+    const idlePerMs = idleTo !== null && idleFrom.requests !== null ? (idleTo - idleFrom.requests) / (performance.now() - idleFrom.at) : null
+    const here = await measure(a, a, users, proxy, idlePerMs)
+    const elsewhere = await measure(a, b, users, proxy, idlePerMs)
+    const row = (label: string, { lags, perSend }: { lags: number[], perSend: number | null }) =>
+      `| ${label} | ${lags.length} | ${fmt(percentile(lags, 50), 0)} | ${fmt(percentile(lags, 90), 0)} | ${fmt(percentile(lags, 99), 0)} | ${perSend === null ? 'n/a' : fmt(perSend, 1)} |`
     return {
       lines: [
         `Resumed streams (${RESUMES} resumable sends on instance A at ${settings.wordDelayMs} ms a word, each resumed with Last-Event-ID after its third text event, ${AT_ONCE} at a time): ` +
           'lag of the resumed stream behind the original one, per text event id both received.',
         '',
-        '| resumed on | events compared | p50 ms | p90 ms | p99 ms |',
-        '|---|---:|---:|---:|---:|',
+        '| resumed on | events compared | p50 ms | p90 ms | p99 ms | database requests per send and its resume |',
+        '|---|---:|---:|---:|---:|---:|',
         row('A, the instance streaming the reply (memory)', here),
         row('B, another instance (database)', elsewhere)
       ],
-      problems: here.length === 0 || elsewhere.length === 0 ? ['resume: a resumed stream received no text event the original had'] : []
+      problems: here.lags.length === 0 || elsewhere.lags.length === 0 ? ['resume: a resumed stream received no text event the original had'] : []
     }
   } finally {
     await Promise.all(started.map((child) => child.stop()))
