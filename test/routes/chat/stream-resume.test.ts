@@ -188,3 +188,30 @@ t.test('what cannot be resumed: another user\'s reply, another chat\'s, a user m
   assertValidation(t, await app.inject({ url: `/chat/${start.chat_id}/stream`, headers: alice.headers }), ['query', 'message_id'])
   t.equal((await app.inject({ url: url(start.chat_id, start.message_id) })).statusCode, 401)
 })
+
+t.test('a follower whose client drops gives its place back at once, while the reply streams on', async (t) => {
+  const app = await build(t, { ASSISTANT_WORD_DELAY_MS: '300', MAX_LIVE_STREAMS: '2' })
+  const base = await listen(app)
+  const alice = await signUp(app)
+  const live = await openSse(`${base}/chat/stream`, alice.headers, { message: 'Tell me', client_message_id: 'one-place' })
+  const events = await live.until(hasText(1))
+  live.close()
+  const start = named<Start>(events, 'start')[0]!
+
+  // The reply holds one place; a replay of the same send takes the other.
+  const replay = await openSse(`${base}/chat/stream`, alice.headers, { message: 'Tell me', client_message_id: 'one-place' })
+  await replay.until(hasText(1))
+  const url = `/chat/${start.chat_id}/stream?message_id=${start.message_id}`
+  assertProblem(t, await app.inject({ url, headers: alice.headers }), 503)
+  replay.close()
+
+  const follower = await until(async () => {
+    const res = await openSse(`${base}${url}`, alice.headers, undefined, 'GET')
+    if (res.status === 200) return res
+    res.close()
+  }, 3000, 'a place for a follower', 100)
+  t.teardown(() => follower.close())
+  t.equal(follower.status, 200, 'the replay\'s place is free again')
+  const stored = await messages(app).findOne({ _id: new ObjectId(start.message_id) })
+  t.equal(stored?.status, 'streaming', 'and the reply is still streaming')
+})

@@ -49,8 +49,7 @@ export default fp(async function chatTurns (fastify) {
   async function turn (request: FastifyRequest, reply: FastifyReply, replyId: ObjectId, start: () => Promise<Exchange>, idempotency?: Idempotency) {
     const seat = liveStreams.reserve()
     if (!seat) throw new StreamCapacityError()
-    // A send the client can resume (it names itself) goes on when the client drops.
-    const events = fastify.eventStream(reply, { outlivesClient: idempotency !== undefined })
+    const events = fastify.eventStream(reply)
     try {
       await liveStreams.run({ stream: events, sessionId: request.user.sessionId, replyId: replyId.toHexString() }, async () => {
         const [session, slot, claimed] = await Promise.allSettled([
@@ -70,6 +69,8 @@ export default fp(async function chatTurns (fastify) {
           if (!release) throw new TooManyStreamsError(config.MAX_STREAMS_PER_USER)
           const exchange = await start()
           stored = true
+          // A send the client can resume (it names itself) goes on when the client drops; a replay does not.
+          if (idempotency) events.outliveClient()
           await relay(request, events, exchange, release)
         } finally {
           // Nothing was stored for this send: a retry must be free to take its id.

@@ -16,15 +16,14 @@ export interface EventStream {
   destroy (): void
   /** Ends the work behind the stream from the server side (stop, shutdown, session end). */
   abort (reason: Error): void
+  /** From now on the work goes on when the client drops (a resumable send: the client may come back for the rest). */
+  outliveClient (): void
 }
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /**
-     * An event stream for this reply, not yet open: its signal already follows the client's
-     * connection, unless the work `outlivesClient` (a resumable send: the client may come back).
-     */
-    eventStream (reply: FastifyReply, options?: { outlivesClient?: boolean }): EventStream
+    /** An event stream for this reply, not yet open: its signal already follows the client's connection. */
+    eventStream (reply: FastifyReply): EventStream
   }
 }
 
@@ -39,14 +38,14 @@ class SseStream implements EventStream {
   private readonly controller = new AbortController()
   private readonly raw: ServerResponse
   private lastWrite = 0
+  private outlivesClient = false
   opened = false
 
-  constructor (private readonly reply: FastifyReply, private readonly pinged: Pinged, outlivesClient: boolean) {
+  constructor (private readonly reply: FastifyReply, private readonly pinged: Pinged) {
     this.raw = reply.raw
     this.raw.on('close', () => {
       pinged.delete(this)
-      // A resumable send goes on without its client, who may come back for the rest.
-      if (!this.raw.writableFinished && !outlivesClient) this.controller.abort(new Error('client disconnected'))
+      if (!this.raw.writableFinished && !this.outlivesClient) this.controller.abort(new Error('client disconnected'))
       // Answered without the stream (its time limit's 503): the work behind it has no one to tell.
       if (this.raw.writableFinished && !this.opened) this.controller.abort(new Error('answered without the stream'))
     })
@@ -105,6 +104,10 @@ class SseStream implements EventStream {
   abort (reason: Error) {
     this.controller.abort(reason)
   }
+
+  outliveClient () {
+    this.outlivesClient = true
+  }
 }
 
 /**
@@ -125,6 +128,5 @@ export default fp(async function eventStream (fastify) {
     }
   })
 
-  fastify.decorate('eventStream', (reply: FastifyReply, options?: { outlivesClient?: boolean }): EventStream =>
-    new SseStream(reply, open, options?.outlivesClient === true))
+  fastify.decorate('eventStream', (reply: FastifyReply): EventStream => new SseStream(reply, open))
 }, { name: 'event-stream', dependencies: ['env', 'periodic-jobs'] })
