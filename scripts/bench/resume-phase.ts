@@ -12,12 +12,16 @@ import { ask, startChild, type Child } from './children.js'
 import type { BenchContext, Phase } from './context.js'
 import { createUser, waitReady, type BenchUser } from './service-api.js'
 import { settings } from './settings.js'
+import { memoryProbe } from './probes.js'
 import { fmt, percentile } from './stats.js'
 import { proxiedUrl, proxyTarget } from './stream-phase.js'
 import type { WireCounts } from './stream-window.js'
 
 const RESUMES = 20
 const AT_ONCE = 5
+/** For the memory of followers: slow replies (`[slow]`, a word a second) on A, each followed this many times from B. */
+const SLOW_REPLIES = 10
+const FOLLOWERS_EACH = 50
 
 /** Opens an event stream and calls `onId(id, ms)` for each text event's id, as it arrives; resolves at the end. */
 function follow (port: number, method: 'GET' | 'POST', path: string, token: string, body: string | undefined, lastId: string | undefined,
@@ -89,6 +93,41 @@ async function measure (a: Child, follower: Child, users: BenchUser[], proxy: Ch
   return { lags, perSend }
 }
 
+/** Memory of B per follower: SLOW_REPLIES slow replies on A, each followed FOLLOWERS_EACH times from B, after a full GC each time. */
+async function followerMemory (a: Child, b: Child, user: BenchUser) {
+  const sends: http.ClientRequest[] = []
+  const followers: http.ClientRequest[] = []
+  const open = (port: number, method: string, path: string, body?: string, onStart?: (data: string) => void) => {
+    const headers: Record<string, string> = { authorization: `Bearer ${user.token}` }
+    if (body) Object.assign(headers, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) })
+    const request = http.request({ host: '127.0.0.1', port, method, path, headers, agent: false }, (response) => {
+      response.setEncoding('utf8')
+      let buffer = ''
+      response.on('data', (chunk: string) => {
+        buffer += chunk
+        const start = /^event: start\ndata: (.*)$/m.exec(buffer)?.[1]
+        if (start && onStart) { onStart(start); onStart = undefined }
+      })
+    })
+    request.on('error', () => {})
+    request.end(body)
+    return request
+  }
+  const before = await memoryProbe(b)
+  const started = await Promise.all(Array.from({ length: SLOW_REPLIES }, (_, i) => new Promise<{ chat_id: string, message_id: string }>((resolve) => {
+    sends.push(open(a.port, 'POST', '/chat/stream', JSON.stringify({ message: `[slow] memory ${i}`, client_message_id: `memory-${i}-${Date.now()}` }), (data) => resolve(JSON.parse(data))))
+  })))
+  let opened = 0
+  await Promise.all(started.flatMap(({ chat_id: chatId, message_id: messageId }) => Array.from({ length: FOLLOWERS_EACH }, () => new Promise<void>((resolve) => {
+    followers.push(open(b.port, 'GET', `/chat/${chatId}/stream?message_id=${messageId}`, undefined, () => { opened++; resolve() }))
+  }))))
+  await sleep(1000)
+  const during = await memoryProbe(b)
+  for (const request of [...followers, ...sends]) request.destroy()
+  if (!before || !during) return null
+  return { followers: opened, rssKb: (during.rss - before.rss) / 1024 / opened, liveKb: (during.heapUsed + during.external - before.heapUsed - before.external) / 1024 / opened }
+}
+
 export async function resumePhase (ctx: BenchContext): Promise<Phase> {
   const started: Child[] = []
   try {
@@ -98,6 +137,7 @@ export async function resumePhase (ctx: BenchContext): Promise<Phase> {
     const env = ctx.serviceEnv({
       ASSISTANT_WORD_DELAY_MS: String(settings.wordDelayMs),
       MAX_STREAMS_PER_USER: String(AT_ONCE * 2),
+      MAX_LIVE_STREAMS: String(SLOW_REPLIES * FOLLOWERS_EACH + 100),
       ...(proxy && { MONGODB_URL: proxiedUrl(ctx.mongodbUrl, proxy.port) })
     })
     const a = await startChild('resume-a', 'api', env)
@@ -112,6 +152,7 @@ export async function resumePhase (ctx: BenchContext): Promise<Phase> {
     const idlePerMs = idleTo !== null && idleFrom.requests !== null ? (idleTo - idleFrom.requests) / (performance.now() - idleFrom.at) : null
     const here = await measure(a, a, users, proxy, idlePerMs)
     const elsewhere = await measure(a, b, users, proxy, idlePerMs)
+    const memory = await followerMemory(a, b, users[0]!)
     const row = (label: string, { lags, perSend }: { lags: number[], perSend: number | null }) =>
       `| ${label} | ${lags.length} | ${fmt(percentile(lags, 50), 0)} | ${fmt(percentile(lags, 90), 0)} | ${fmt(percentile(lags, 99), 0)} | ${perSend === null ? 'n/a' : fmt(perSend, 1)} |`
     return {
@@ -122,7 +163,12 @@ export async function resumePhase (ctx: BenchContext): Promise<Phase> {
         '| resumed on | events compared | p50 ms | p90 ms | p99 ms | database requests per send and its resume |',
         '|---|---:|---:|---:|---:|---:|',
         row('A, the instance streaming the reply (memory)', here),
-        row('B, another instance (database)', elsewhere)
+        row('B, another instance (database)', elsewhere),
+        '',
+        memory
+          ? `Memory of B per follower, ${memory.followers} followers of ${SLOW_REPLIES} replies streaming on A: ${fmt(memory.rssKb, 1)} KB RSS, ` +
+            `${fmt(memory.liveKb, 1)} KB live heap + external after a full GC (target for a stream: RSS ≤ 25 KB).`
+          : 'Memory of followers: not measured (the service did not answer the memory probe).'
       ],
       problems: here.lags.length === 0 || elsewhere.lags.length === 0 ? ['resume: a resumed stream received no text event the original had'] : []
     }
