@@ -28,9 +28,9 @@ export const SECURITY_EVENT_KINDS = [
 ] as const
 export type SecurityEventKind = typeof SECURITY_EVENT_KINDS[number]
 
-/** Why sessions ended, as a `session_ended` event says. */
+/** Why sessions ended, as a `session_ended` event says (a `refresh_token_reused` event is itself the end of its session). */
 export const SESSION_END_REASONS = [
-  'signed_out', 'signed_out_everywhere', 'revoked', 'refresh_token_reused', 'password_changed', 'password_reset_completed', 'not_me'
+  'signed_out', 'signed_out_everywhere', 'revoked', 'password_changed', 'password_reset_completed', 'not_me'
 ] as const
 export type SessionEndReason = typeof SESSION_END_REASONS[number]
 
@@ -42,7 +42,7 @@ export const SecurityEventSchema = Type.Object({
   last_at: Type.Optional(Type.String({ format: 'date-time', description: 'grouped events: the latest occurrence' })),
   ip: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   user_agent: Type.Optional(Type.Union([Type.String(), Type.Null()])),
-  session_id: Type.Optional(Type.String({ description: 'the session it concerns (signed_in, refresh_token_reused, a single session_ended; not_me_reported: the session kept)' })),
+  session_id: Type.Optional(Type.String({ description: 'the session it concerns (signed_in; refresh_token_reused: the session ended for it; a single session_ended; not_me_reported: the session kept)' })),
   count: Type.Optional(Type.Integer({ description: 'grouped events: how many times in the window; session_ended: how many sessions ended' })),
   reason: Type.Optional(Type.String({ description: 'session_ended: ' + SESSION_END_REASONS.join(', ') + '; locked_out: address_and_ip or address' })),
   event_id: Type.Optional(Type.String({ description: 'not_me_reported: the event reported' }))

@@ -31,7 +31,8 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
       request.log.warn({ user_id: rotation.userId.toHexString(), session_id: rotation.sessionId.toHexString() }, 'rotated refresh token reused: session revoked')
       const sessionId = rotation.sessionId.toHexString()
       await Promise.all([
-        sessionEnding.end(rotation.userId.toHexString(), sessionId, 'refresh_token_reused'),
+        // The event says the session ended: the rotation revoked it already.
+        sessionEnding.end(rotation.userId.toHexString(), sessionId),
         securityEvents.record(rotation.userId, 'refresh_token_reused', { ...originOf(request), session_id: sessionId })
       ])
     }
