@@ -73,7 +73,9 @@ export function createSecurityEvents (events: Collection<SecurityEventDocument>,
     const update = () => events.updateOne({ group }, {
       $inc: { count: 1 },
       $set: { last_at: now },
-      $setOnInsert: { user_id: userId, kind, at: now, ...fields }
+      // The id made here, like every other event's: ids from one process are in order, while the
+      // server's own are ordered against them only to the second.
+      $setOnInsert: { _id: new ObjectId(), user_id: userId, kind, at: now, ...fields }
     }, { upsert: true })
     try {
       await update()

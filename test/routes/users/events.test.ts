@@ -128,6 +128,17 @@ t.test('failed sign-ins are one event per IP and window with a count; a lockout 
   t.equal(await db(app).collection('security_events').countDocuments({}), 3, 'an unknown address records nothing')
 })
 
+t.test('parallel wrong passwords are still one event', async (t) => {
+  const app = await build(t, { LOGIN_MAX_FAILURES: '10' })
+  const { email, token } = await signUp(app)
+  const answers = await Promise.all(Array.from({ length: 8 }, () => loginForm(app, email, 'wrong password!')))
+  t.same(answers.map((a) => a.statusCode), Array(8).fill(401))
+  await app.securityEvents.settled()
+  const failed = (await timeline(app, token)).filter((e) => e.kind === 'sign_in_failed')
+  t.equal(failed.length, 1, 'one group')
+  t.ok(failed[0]!.count! >= 1 && failed[0]!.count! <= 8, `counted (${failed[0]!.count}; FerretDB may lose racing increments)`)
+})
+
 t.test('newest first, in pages; another user sees none of it', async (t) => {
   const app = await build(t)
   const { email, token } = await signUp(app)
@@ -199,6 +210,12 @@ t.test('"this wasn\'t me" leaves only the caller\'s session, voids reset links a
   t.match(report, { event_id: suspicious.id, session_id: sessionOf(a.access_token), count: 2, user_agent: 'agent-a/1.0' })
   t.match(events.find((e) => e.kind === 'session_ended' && e.reason === 'not_me'), { count: 2 })
   t.equal(smtp.mails.filter((m) => m.subject === SUBJECTS.reset).length, 1, 'one forgot-password mail, besides the report\'s')
+
+  const again = await app.inject({ method: 'POST', url, headers: bearer(owner.access_token) })
+  t.equal(again.statusCode, 200)
+  t.equal(again.json().sessions_ended, 0, 'a second press has no other session to end')
+  t.equal((await app.inject({ url: '/users/me', headers: bearer(owner.access_token) })).statusCode, 200, 'and keeps the caller\'s')
+  t.match((await mailFor(smtp, email, 'Your account was secured', 2)).text, /0 other sessions were signed out/, 'and mails again')
 })
 
 t.test('events older than SECURITY_EVENTS_DAYS are pruned; all go with the account', async (t) => {
