@@ -128,6 +128,23 @@ t.test('failed sign-ins are one event per IP and window with a count; a lockout 
   t.equal(await db(app).collection('security_events').countDocuments({}), 3, 'an unknown address records nothing')
 })
 
+t.test('ending one session from the list, and logging out everywhere, are one event each', async (t) => {
+  const app = await build(t)
+  const { email, token } = await signUp(app)
+  const other = await loginAs(app, email, 'agent/2')
+  await loginAs(app, email, 'agent/3')
+  const ended = await app.inject({ method: 'DELETE', url: `/users/me/sessions/${sessionOf(other.access_token)}`, headers: bearer(token) })
+  t.equal(ended.statusCode, 204)
+  t.match((await timeline(app, token))[0], { kind: 'session_ended', reason: 'revoked', session_id: sessionOf(other.access_token), count: 1 })
+
+  t.equal((await app.inject({ method: 'POST', url: '/auth/logout-all', headers: bearer(token) })).statusCode, 204)
+  const fresh = await loginAs(app, email, 'agent/4')
+  const events = await timeline(app, fresh.access_token)
+  t.same(kinds(events).slice(0, 2), ['signed_in', 'session_ended'])
+  t.match(events[1], { reason: 'signed_out_everywhere', count: 2 })
+  t.notOk('session_id' in events[1]!, 'an event for several sessions names none')
+})
+
 t.test('parallel wrong passwords are still one event', async (t) => {
   const app = await build(t, { LOGIN_MAX_FAILURES: '10' })
   const { email, token } = await signUp(app)
