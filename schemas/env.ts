@@ -57,6 +57,7 @@ export const EnvSchema = Type.Object({
   PRESSURE_MAX_RSS_BYTES: Int(0, 0, Number.MAX_SAFE_INTEGER, 'resident memory above which requests get 503 + Retry-After; 0 (default) turns the check off'),
   LOGIN_MAX_FAILURES: Int(10, 1, 1000, 'failed password checks per address and client IP in 15 minutes; then 429 until the window ends'),
   LOGIN_MAX_FAILURES_PER_ACCOUNT: Int(100, 1, 100_000, 'failed password checks per address from all IPs together in an hour; then every login for it answers 429'),
+  SECURITY_EVENTS_DAYS: Int(90, 1, 3650, 'how long the events of GET /users/me/events are kept; older ones are deleted hourly'),
   MAIL_RETRY_BASE_SECONDS: Int(30, 1, 3600),
   MAIL_LEASE_SECONDS: Int(90, 1, 3600, 'how long an instance holds a mail it is sending before another may take it over; above the SMTP timeouts'),
 

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { AUTH_BODY_LIMIT, rateLimits } from '../../plugins/app/auth/limits.js'
 import { InvalidTokenError } from '../../plugins/app/auth/errors.js'
+import { originOf } from '../../plugins/app/auth/security-events.js'
 import { bearerSecurity } from '../../plugins/external/swagger.js'
 import { ChangePasswordBodySchema } from '../../schemas/auth.js'
 import { bodyProblemResponses, DetailSchema, ref, success } from '../../schemas/common.js'
@@ -32,7 +33,12 @@ const changePassword: FastifyPluginAsyncTypebox = async (fastify) => {
     }
     if (current === next) throw httpErrors.badRequest('New password must be different from current password')
 
-    await newPassword.store(user._id, await passwordHasher.hash(next), { keepSession: request.user.sessionId, email: user.email })
+    await newPassword.store(user._id, await passwordHasher.hash(next), {
+      event: 'password_changed',
+      origin: { ...originOf(request), session_id: request.user.sessionId },
+      keepSession: request.user.sessionId,
+      email: user.email
+    })
     request.log.info({ user_id: request.user.id }, 'password changed')
     return { detail: 'Password updated successfully' }
   })

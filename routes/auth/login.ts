@@ -1,12 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { AUTH_BODY_LIMIT, rateLimits } from '../../plugins/app/auth/limits.js'
+import { originOf } from '../../plugins/app/auth/security-events.js'
 import { RequestValidationError } from '../../plugins/app/platform/errors.js'
 import { documentBodyAs, noSecurity } from '../../plugins/external/swagger.js'
 import { LoginBodySchema, LoginFormSchema, TokenSchema } from '../../schemas/auth.js'
 import { bodyProblemResponses, noStoreHeader, ref, success } from '../../schemas/common.js'
 
 const login: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { passwordCheck, usersRepository, sessionsRepository, httpErrors } = fastify
+  const { passwordCheck, usersRepository, sessionsRepository, securityEvents, httpErrors } = fastify
 
   function incorrect () {
     return httpErrors.createError(401, 'Incorrect email or password', { headers: { 'www-authenticate': 'Bearer' } })
@@ -42,8 +43,12 @@ const login: FastifyPluginAsyncTypebox = async (fastify) => {
     const { sessionId, refreshToken } = await sessionsRepository.create(user._id, { userAgent: request.headers['user-agent'], ip: request.ip })
     // A new password, a reset or a deletion may have landed while the password was checked. One that
     // lands after this read ends this session itself (it ends every session after moving the version).
-    if (!await usersRepository.holdsCredentials(user._id, user.credentials_version)) {
-      await sessionsRepository.revoke(user._id.toHexString(), sessionId.toHexString())
+    const [holds, eventId] = await Promise.all([
+      usersRepository.holdsCredentials(user._id, user.credentials_version),
+      securityEvents.record(user._id, 'signed_in', { ...originOf(request), session_id: sessionId.toHexString() })
+    ])
+    if (!holds) {
+      await Promise.all([sessionsRepository.revoke(user._id.toHexString(), sessionId.toHexString()), securityEvents.remove(eventId)])
       request.log.info({ user_id: user._id.toHexString() }, 'login failed: the password changed meanwhile')
       throw incorrect()
     }

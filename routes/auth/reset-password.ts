@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyBaseLogger } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import { AUTH_BODY_LIMIT, rateLimits } from '../../plugins/app/auth/limits.js'
+import { originOf } from '../../plugins/app/auth/security-events.js'
 import { RequestValidationError } from '../../plugins/app/platform/errors.js'
 import { NewPasswordBodySchema, NewPasswordQuerySchema, ResetBodySchema, TokenParamsSchema } from '../../schemas/auth.js'
 import { noSecurity } from '../../plugins/external/swagger.js'
@@ -14,13 +15,13 @@ const resetPassword: FastifyPluginAsyncTypebox = async (fastify) => {
   }
 
   /** The token is checked before hashing and consumed after, so only one of racing uses succeeds. */
-  async function reset (token: string, password: string, log: FastifyBaseLogger) {
+  async function reset (token: string, password: string, request: FastifyRequest) {
     if (!await oneTimeTokens.isActive(token, 'reset-password')) throw invalidToken()
     const hash = await passwordHasher.hash(password)
     const userId = await oneTimeTokens.consume(token, 'reset-password')
     if (!userId) throw invalidToken()
-    await newPassword.store(userId, hash)
-    log.info({ user_id: userId.toHexString() }, 'password reset')
+    await newPassword.store(userId, hash, { event: 'password_reset_completed', origin: originOf(request) })
+    request.log.info({ user_id: userId.toHexString() }, 'password reset')
     return { detail: 'Password reset successfully' }
   }
 
@@ -42,7 +43,7 @@ const resetPassword: FastifyPluginAsyncTypebox = async (fastify) => {
   }, async (request) => {
     const newPassword = request.body?.new_password ?? request.query.new_password
     if (newPassword === undefined) throw new RequestValidationError([{ loc: ['body', 'new_password'], msg: 'Field required', type: 'missing' }])
-    return await reset(request.params.token, newPassword, request.log)
+    return await reset(request.params.token, newPassword, request)
   })
 
   fastify.post('/reset-password', {
@@ -54,7 +55,7 @@ const resetPassword: FastifyPluginAsyncTypebox = async (fastify) => {
       body: ResetBodySchema,
       response: { 200: done, ...bodyProblemResponses(400) }
     }
-  }, async (request) => await reset(request.body.token, request.body.new_password, request.log))
+  }, async (request) => await reset(request.body.token, request.body.new_password, request))
 }
 
 export default resetPassword

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { AUTH_BODY_LIMIT, rateLimits } from '../../plugins/app/auth/limits.js'
+import { originOf } from '../../plugins/app/auth/security-events.js'
 import { bearerSecurity, noSecurity } from '../../plugins/external/swagger.js'
 import { RefreshBodySchema, TokenSchema } from '../../schemas/auth.js'
 import { bodyProblemResponses, noStoreHeader, problemResponses, ref, success } from '../../schemas/common.js'
@@ -9,7 +10,7 @@ const noContent = { 204: success(Type.Null(), 'Done') }
 
 /** Refresh-token rotation and logout. Ending a session also ends its live chat streams. */
 const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { sessionsRepository, sessionEnding, httpErrors } = fastify
+  const { sessionsRepository, sessionEnding, securityEvents, httpErrors } = fastify
 
   fastify.post('/refresh', {
     bodyLimit: AUTH_BODY_LIMIT,
@@ -28,7 +29,12 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
     const rotation = await sessionsRepository.rotate(request.body.refresh_token)
     if (rotation.outcome === 'reused') {
       request.log.warn({ user_id: rotation.userId.toHexString(), session_id: rotation.sessionId.toHexString() }, 'rotated refresh token reused: session revoked')
-      await sessionEnding.end(rotation.userId.toHexString(), rotation.sessionId.toHexString())
+      const sessionId = rotation.sessionId.toHexString()
+      await Promise.all([
+        // The event says the session ended: the rotation revoked it already.
+        sessionEnding.end(rotation.userId.toHexString(), sessionId),
+        securityEvents.record(rotation.userId, 'refresh_token_reused', { ...originOf(request), session_id: sessionId })
+      ])
     }
     if (rotation.outcome !== 'rotated') throw httpErrors.unauthorized('Invalid or expired refresh token')
     return await fastify.sessionTokens(reply, rotation.userId, rotation.sessionId, rotation.refreshToken)
@@ -45,7 +51,7 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { ...noContent, ...problemResponses(401) }
     }
   }, async (request, reply) => {
-    await sessionEnding.end(request.user.id, request.user.sessionId)
+    await sessionEnding.end(request.user.id, request.user.sessionId, 'signed_out')
     request.log.info({ user_id: request.user.id, session_id: request.user.sessionId }, 'logged out')
     return reply.code(204).send(null)
   })
@@ -60,7 +66,7 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
       response: { ...noContent, ...problemResponses(401) }
     }
   }, async (request, reply) => {
-    const ended = await sessionEnding.endAll(request.user.id)
+    const ended = await sessionEnding.endAll(request.user.id, undefined, 'signed_out_everywhere')
     request.log.info({ user_id: request.user.id, sessions: ended }, 'logged out everywhere')
     return reply.code(204).send(null)
   })

@@ -5,14 +5,14 @@ import { noSecurity } from '../../plugins/external/swagger.js'
 import { bodyProblemResponses, DetailSchema, problemResponses, ref, success } from '../../schemas/common.js'
 
 const verify: FastifyPluginAsyncTypebox = async (fastify) => {
-  const { oneTimeTokens, usersRepository, mailer, httpErrors } = fastify
+  const { oneTimeTokens, usersRepository, mailer, securityEvents, httpErrors } = fastify
 
   /** A link that worked keeps answering 200 (web clients in development mode call it twice). */
   async function verifyEmail (token: string) {
     const userId = await oneTimeTokens.consume(token, 'verify-email')
     if (userId) {
       const email = await usersRepository.markVerified(userId)
-      if (email) await mailer.send(email, { kind: 'email-verified' })
+      if (email) await Promise.all([mailer.send(email, { kind: 'email-verified' }), securityEvents.record(userId, 'email_verified')])
       return { detail: 'Email verified successfully' }
     }
     if (await oneTimeTokens.findConsumed(token, 'verify-email')) return { detail: 'Email verified successfully' }

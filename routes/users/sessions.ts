@@ -28,7 +28,7 @@ const sessions: FastifyPluginAsyncTypebox = async (fastify) => {
     }
   }, async (request, reply) => {
     const { session_id: sessionId } = request.params
-    if (!await sessionEnding.end(request.user.id, sessionId)) throw httpErrors.notFound('Session not found')
+    if (!await sessionEnding.end(request.user.id, sessionId, 'revoked')) throw httpErrors.notFound('Session not found')
     request.log.info({ user_id: request.user.id, session_id: sessionId }, 'session ended by its user')
     return reply.code(204).send(null)
   })

@@ -22,7 +22,7 @@ declare module 'fastify' {
  * sessions end (tokens and streams stop at once), and the rest goes.
  */
 export default fp(async function accountDeletion (fastify) {
-  const { sessionEnding, sessionsRepository, oneTimeTokens, mailer, loginThrottle, usersRepository } = fastify
+  const { sessionEnding, sessionsRepository, oneTimeTokens, mailer, loginThrottle, usersRepository, securityEvents } = fastify
   const steps: Array<{ name: string, step: DeletionStep }> = []
   fastify.decorate('accountDeletion', {
     add (name, step) { steps.push({ name, step }) },
@@ -34,9 +34,10 @@ export default fp(async function accountDeletion (fastify) {
       await mailer.deleteFor(email)
       await loginThrottle.clear(email)
       await sessionsRepository.deleteAllOf(userId)
+      await securityEvents.deleteAllOf(userId)
     }
   } satisfies AccountDeletion)
 }, {
   name: 'account-deletion',
-  dependencies: ['session-ending', 'sessions-repository', 'one-time-tokens', 'mailer', 'login-throttle', 'users-repository']
+  dependencies: ['session-ending', 'sessions-repository', 'one-time-tokens', 'mailer', 'login-throttle', 'users-repository', 'security-events']
 })

@@ -10,9 +10,12 @@ export class InvalidTokenError extends Error {
   constructor () { super('Could not validate credentials') }
 }
 
-/** An address blocked after too many failed password checks, for this many more seconds. */
+/**
+ * An address blocked after too many failed password checks, for this many more seconds: from this
+ * IP (`address_and_ip`) or from everywhere (`address`).
+ */
 export class TooManyFailuresError extends Error {
-  constructor (readonly retryAfterSeconds: number) {
+  constructor (readonly retryAfterSeconds: number, readonly scope: 'address_and_ip' | 'address') {
     super('Too many failed password attempts, try again later')
   }
 }

@@ -67,9 +67,9 @@ export function createLoginThrottle (attempts: Collection<AttemptDocument>, maxF
     return { wait: Math.max(1, Math.ceil((end - Date.now()) / 1000)) }
   }
 
-  function blocked (wait: number, log: FastifyBaseLogger, userId: ObjectId | undefined): never {
+  function blocked (wait: number, scope: TooManyFailuresError['scope'], log: FastifyBaseLogger, userId: ObjectId | undefined): never {
     log.warn({ user_id: userId?.toHexString() }, 'password check blocked: too many failures')
-    throw new TooManyFailuresError(wait)
+    throw new TooManyFailuresError(wait, scope)
   }
 
   return {
@@ -86,11 +86,11 @@ export function createLoginThrottle (attempts: Collection<AttemptDocument>, maxF
     async begin (email: string, ip: string, log: FastifyBaseLogger, userId: ObjectId | undefined): Promise<Attempt> {
       const perIp = `ip|${ip}|${email}`
       const fromIp = await claim(email, { scope: perIp, max: maxFailures, windowMs: LOGIN_FAILURE_WINDOW_MS })
-      if ('wait' in fromIp) blocked(fromIp.wait, log, userId)
+      if ('wait' in fromIp) blocked(fromIp.wait, 'address_and_ip', log, userId)
       const overall = await claim(email, { scope: `account|${email}`, max: maxPerAccount, windowMs: ACCOUNT_FAILURE_WINDOW_MS })
       if ('wait' in overall) {
         await attempts.deleteOne({ _id: fromIp.key })
-        blocked(overall.wait, log, userId)
+        blocked(overall.wait, 'address', log, userId)
       }
       return {
         async succeeded () {

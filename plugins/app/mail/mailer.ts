@@ -27,7 +27,7 @@ declare module 'fastify' {
 export default fp(async function mailer (fastify) {
   const { config, mailOutboxRepository: outbox, mailOutboxWorker: worker, linkMails } = fastify
   const settings = templateSettings(config)
-  const linkLifetimeMs: Partial<Record<Mail['kind'], number>> = linkMails.lifetimeMs
+  const linkLifetimeMs: Partial<Record<Mail['kind'], number>> = { ...linkMails.lifetimeMs, 'not-me': linkMails.lifetimeMs['reset-password'] }
 
   fastify.decorate('mailer', {
     async send (to, mail) {

@@ -42,7 +42,7 @@ type Outcome =
  * outbox. At shutdown it stops claiming, lets running sends finish briefly, and hands the rest back.
  */
 export default fp(async function mailOutboxWorker (fastify, opts: MailOutboxWorkerOptions) {
-  const { config, mailOutboxRepository: outbox, linkMails } = fastify
+  const { config, mailOutboxRepository: outbox, linkMails, securityEvents } = fastify
   const settings = templateSettings(config)
   const log = fastify.log.child({ component: 'mail-outbox' })
   const owner = randomUUID()
@@ -127,6 +127,8 @@ export default fp(async function mailOutboxWorker (fastify, opts: MailOutboxWork
     if (!found) return null
     const body = renderMail(found.mail, settings)
     await outbox.setBody(entry, body)
+    // Here, not in the request: only here is it known that the address has an account.
+    if (entry.kind === 'reset-password') await securityEvents.record(found.userId, 'password_reset_requested')
     const event = entry.kind === 'reset-password' ? 'password reset requested' : 'verification mail requested'
     log.info({ request_id: entry.request_id, user_id: found.userId.toHexString(), mail_id: entry._id.toHexString() }, event)
     return { ...entry, ...body }
@@ -166,4 +168,4 @@ export default fp(async function mailOutboxWorker (fastify, opts: MailOutboxWork
     cutOff.abort()
     await Promise.allSettled(sends)
   })
-}, { name: 'mail-outbox-worker', dependencies: ['env', 'periodic-jobs', 'mail-outbox-repository', 'link-mails', 'metrics'] })
+}, { name: 'mail-outbox-worker', dependencies: ['env', 'periodic-jobs', 'mail-outbox-repository', 'link-mails', 'metrics', 'security-events'] })

@@ -1,9 +1,16 @@
-/** The four mails of the contract. Only links and fixed text go in; nothing a user typed. */
+import type { SecurityEvent } from '../../../schemas/users.js'
+
+/**
+ * The four mails of the contract, and the answer to a "this wasn't me" report. Only links and fixed
+ * text go in; nothing a user typed, except the reported event's user agent (cut, stripped of control
+ * characters, quoted and escaped, after the link).
+ */
 export type Mail =
   | { kind: 'verify-email', token: string }
   | { kind: 'email-verified' }
   | { kind: 'reset-password', token: string }
   | { kind: 'password-changed' }
+  | { kind: 'not-me', token: string, event: Pick<SecurityEvent, 'kind' | 'at' | 'ip' | 'user_agent'>, sessionsEnded: number }
 
 export interface RenderedMail {
   subject: string
@@ -27,7 +34,29 @@ export const SUBJECTS: Record<Mail['kind'], string> = {
   'verify-email': 'Verify your email address',
   'email-verified': 'Email verification successful',
   'reset-password': 'Password Reset Request',
-  'password-changed': 'Password Changed Successfully'
+  'password-changed': 'Password Changed Successfully',
+  'not-me': 'Your account was secured'
+}
+
+const EVENT_NAMES: Record<SecurityEvent['kind'], string> = {
+  signed_in: 'a sign-in',
+  sign_in_failed: 'failed sign-ins',
+  locked_out: 'sign-ins refused after too many failures',
+  refresh_token_reused: 'a reused session token',
+  password_changed: 'a password change',
+  password_reset_requested: 'a password reset request',
+  password_reset_completed: 'a password reset',
+  email_verified: 'an email verification',
+  session_ended: 'the end of a session',
+  not_me_reported: 'a report that an event was not you'
+}
+
+/** The reported event in a few plain lines (the user agent may be anything: cut and made printable). */
+function describe ({ kind, at, ip, user_agent: agent }: Pick<SecurityEvent, 'kind' | 'at' | 'ip' | 'user_agent'>) {
+  const lines = [`Reported: ${EVENT_NAMES[kind]}, at ${at}.`]
+  if (ip) lines.push(`From the address ${ip}.`)
+  if (agent) lines.push(`With the browser or app "${agent.replace(/[\p{C}]/gu, ' ').slice(0, 200)}".`)
+  return lines
 }
 
 export function renderMail (mail: Mail, settings: TemplateSettings): RenderedMail {
@@ -47,6 +76,16 @@ export function renderMail (mail: Mail, settings: TemplateSettings): RenderedMai
         'We received a request to reset your password. Open the link below to choose a new one.',
         `The link expires in ${settings.resetMinutes} minutes and works once.`,
         'If you did not ask for this, ignore this mail: your password stays unchanged.'
+      ], 'Reset password')
+    }
+    case 'not-me': {
+      const link = `${base}/auth/reset-password/${encodeURIComponent(mail.token)}`
+      const ended = mail.sessionsEnded === 1 ? '1 other session was' : `${mail.sessionsEnded} other sessions were`
+      return withLink(SUBJECTS['not-me'], link, [
+        `You reported activity on your account that was not you. ${ended} signed out, and earlier reset links no longer work. Choose a new password now:`,
+        `The link expires in ${settings.resetMinutes} minutes and works once.`,
+        ...describe(mail.event),
+        'If you did not make this report, someone is using one of your sessions: reset your password at once.'
       ], 'Reset password')
     }
     case 'email-verified':
