@@ -71,6 +71,30 @@ t.test('a checkpoint delayed past the final write (held in the network) changes 
   t.same([after?.status, after?.content], ['complete', text], 'the late checkpoint did not set it back')
 })
 
+t.test('a reply\'s final write waits for its checkpoint in flight (FerretDB 1.x writes a matched document back whole, so one landing alongside could undo it)', async (t) => {
+  const proxy = await startDatabaseProxy(await databaseUrl())
+  t.teardown(() => proxy.close())
+  const app = await build(t, { MONGODB_URL: proxy.url })
+  const alice = await signUp(app)
+  const exchange = await exchangeOf(app, alice.user.id, app.instance.id)
+  const tracked = app.replyCheckpoints.track(exchange.replyId)
+  tracked.update('the text so far', 3)
+
+  proxy.holdOpenConnections()
+  const flushing = app.replyCheckpoints.flush()
+  await until(async () => proxy.holds('messages'), 5000, 'the checkpoint to be in flight')
+  let stopped = false
+  const stopping = tracked.stop().then(() => { stopped = true })
+  await new Promise((resolve) => setImmediate(resolve))
+  t.notOk(stopped, 'stop() (after which the final write goes) waits while the checkpoint is in flight')
+
+  await proxy.release()
+  await Promise.all([stopping, flushing])
+  t.ok(stopped, 'and returns once it has landed')
+  const stored = await messages(app).findOne({ _id: exchange.replyId })
+  t.same([stored?.content, stored?.pieces, stored?.status], ['the text so far', 3, 'streaming'])
+})
+
 /** A user message and a streaming reply named by `instance`, stored as a send on that instance would. */
 async function exchangeOf (app: TestApp, userId: string, instance: string, chatId: string | null = null) {
   const exchange = await app.exchanges.startSend({ userId, chatId, text: 'a question', title: 'q', questionId: new ObjectId(), replyId: new ObjectId(), newChatId: new ObjectId(), instance })

@@ -137,7 +137,7 @@ export default fp(async function chatTurns (fastify) {
           log.error({ chat_id: chatId, message_id: messageId, err: error }, 'assistant failed mid-reply')
         }
       } finally {
-        checkpoint.stop()
+        await checkpoint.stop()
       }
     }
 

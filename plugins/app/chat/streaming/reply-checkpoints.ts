@@ -5,7 +5,12 @@ import type { Checkpoint } from './exchanges.js'
 /** A streaming reply's text as it grows; `stop` once its final write is due. */
 export interface TrackedReply {
   update (content: string, pieces: number): void
-  stop (): void
+  /**
+   * No more saves; resolves once a save of it in flight has landed. The final write waits for it:
+   * FerretDB 1.x writes a filtered update's whole document back, so a checkpoint racing the final
+   * write could put the reply back to `streaming`.
+   */
+  stop (): Promise<void>
 }
 
 /** A reply streaming on this instance, as a follower reads it. */
@@ -46,6 +51,8 @@ class Entry implements Checkpoint, TrackedReply, LiveText {
   saved = 0
   ended = false
   followedUntil = 0
+  /** The save this entry is part of, while it is written. */
+  saving: Promise<unknown> | null = null
   private waiting: Array<() => void> | null = null
 
   constructor (readonly replyId: ObjectId, private readonly key: string, private readonly tracked: Map<string, Entry>) {
@@ -58,10 +65,11 @@ class Entry implements Checkpoint, TrackedReply, LiveText {
     this.wake()
   }
 
-  stop () {
+  async stop () {
     this.tracked.delete(this.key)
     this.ended = true
     this.wake()
+    await this.saving
   }
 
   changed () {
@@ -94,8 +102,16 @@ export default fp(async function replyCheckpoints (fastify) {
     const batch = [...entries].filter((entry) => entry.pieces > entry.saved)
       .map((entry) => ({ entry, pieces: entry.pieces, content: entry.content }))
     if (batch.length === 0) return
+    const saving = exchanges.saveCheckpoints(batch.map(({ entry, pieces, content }) => ({ replyId: entry.replyId, pieces, content })))
+    const landed = saving.catch(() => {})
+    // An entry may be in two saves at once (the regular one and its followers'): stop waits for both.
+    for (const { entry } of batch) {
+      const both: Promise<unknown> = entry.saving ? Promise.all([entry.saving, landed]) : landed
+      entry.saving = both
+      both.then(() => { if (entry.saving === both) entry.saving = null }, () => {})
+    }
     try {
-      await exchanges.saveCheckpoints(batch.map(({ entry, pieces, content }) => ({ replyId: entry.replyId, pieces, content })))
+      await saving
       for (const { entry, pieces } of batch) entry.saved = Math.max(entry.saved, pieces)
     } catch (error) {
       log.warn({ err: { message: (error as Error).message }, replies: batch.length }, 'reply checkpoint failed; the next one tries again')
