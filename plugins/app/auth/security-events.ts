@@ -7,15 +7,8 @@ import type { SecurityEvent, SecurityEventKind, SecurityEventPage } from '../../
 import { repositoryPlugin } from '../platform/repository-plugin.js'
 import { LOGIN_FAILURE_WINDOW_MS } from './login-throttle.js'
 
-/** What an event may say beside its kind and time; each kind stores only the fields it has. Never a secret. */
-export interface EventFields {
-  ip?: string | null
-  user_agent?: string | null
-  session_id?: string
-  count?: number
-  reason?: string
-  event_id?: string
-}
+/** What an event may say beside its kind and time (as the timeline shows it); each kind stores only the fields it has. Never a secret. */
+export type EventFields = Omit<SecurityEvent, 'id' | 'kind' | 'at' | 'last_at'>
 
 export interface SecurityEventDocument extends EventFields {
   _id: ObjectId

@@ -5,32 +5,20 @@ import { mailFor, registered, resetToken, SUBJECTS, tokenOf } from '../../suppor
 import { assertProblem, assertValidation } from '../../support/problems.js'
 import { until } from '../../support/until.js'
 import { bearer, loginForm, loginJson, PASSWORD, signUp, uniqueEmail } from '../../support/users.js'
-
-interface Event {
-  id: string
-  kind: string
-  at: string
-  last_at?: string
-  ip?: string | null
-  user_agent?: string | null
-  session_id?: string
-  count?: number
-  reason?: string
-  event_id?: string
-}
+import type { SecurityEvent } from '../../../schemas/users.js'
 
 async function page (app: TestApp, token: string, query = '') {
   return await app.inject({ url: `/users/me/events${query}`, headers: bearer(token) })
 }
 
 /** The caller's whole timeline, newest first. */
-async function timeline (app: TestApp, token: string): Promise<Event[]> {
+async function timeline (app: TestApp, token: string): Promise<SecurityEvent[]> {
   const res = await page(app, token, '?limit=100')
   if (res.statusCode !== 200) throw new Error(`timeline: ${res.statusCode} ${res.body}`)
   return res.json().events
 }
 
-const kinds = (events: Event[]) => events.map((e) => e.kind)
+const kinds = (events: SecurityEvent[]) => events.map((e) => e.kind)
 
 async function loginAs (app: TestApp, email: string, agent: string, password = PASSWORD) {
   const res = await loginJson(app, email, password, { 'user-agent': agent })
@@ -165,19 +153,19 @@ t.test('newest first, in pages; another user sees none of it', async (t) => {
   t.same(all.map((e) => e.user_agent).slice(0, 4), ['agent/3', 'agent/2', 'agent/1', 'agent/0'], 'newest first')
 
   const one = (await page(app, token, '?limit=2')).json()
-  t.same(one.events.map((e: Event) => e.id), all.slice(0, 2).map((e) => e.id))
+  t.same(one.events.map((e: SecurityEvent) => e.id), all.slice(0, 2).map((e) => e.id))
   t.equal(one.next_before, all[1]!.id)
   const two = (await page(app, token, `?limit=2&before=${one.next_before}`)).json()
-  t.same(two.events.map((e: Event) => e.id), all.slice(2, 4).map((e) => e.id))
+  t.same(two.events.map((e: SecurityEvent) => e.id), all.slice(2, 4).map((e) => e.id))
   const three = (await page(app, token, `?limit=2&before=${two.next_before}`)).json()
-  t.same(three.events.map((e: Event) => e.id), [all[4]!.id])
+  t.same(three.events.map((e: SecurityEvent) => e.id), [all[4]!.id])
   t.equal(three.next_before, null, 'the last page')
   t.equal((await page(app, token)).json().events.length, 5, 'default limit 20')
 
   const stranger = await signUp(app)
   const theirs = await timeline(app, stranger.token)
   t.same(kinds(theirs), ['signed_in'], 'only their own sign-in')
-  t.same((await page(app, stranger.token, `?before=${'f'.repeat(24)}`)).json().events.map((e: Event) => e.id), theirs.map((e) => e.id))
+  t.same((await page(app, stranger.token, `?before=${'f'.repeat(24)}`)).json().events.map((e: SecurityEvent) => e.id), theirs.map((e) => e.id))
 
   assertValidation(t, await page(app, token, '?limit=101'), ['query', 'limit'])
   assertValidation(t, await page(app, token, '?before=nope'), ['query', 'before'])
