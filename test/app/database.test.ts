@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs'
 import { ObjectId } from 'mongodb'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { startFerretdb } from '../../scripts/ferretdb.js'
 import { build, TEST_SECRET } from '../support/app.js'
 import { DEADLINE_MARGIN_MS } from '../../plugins/app/platform/request-deadline.js'
 import { messages } from '../support/chat.js'
 import { startDatabaseProxy } from '../support/database-proxy.js'
+import { databaseUrl } from '../support/database.js'
 import { until } from '../support/until.js'
 import { loginForm, signUp } from '../support/users.js'
 
@@ -68,13 +69,17 @@ t.test('a paused database whose connections reset just before the time limit: st
   t.ok(waited < 1.5 * limit, `answered after ${waited} ms: the time limit (${limit} ms) bounds the retry too`)
 })
 
-t.test('a slow database: a login whose round trips, one after another, outlast the limit gets a 503 within DATABASE_TIMEOUT_MS plus the margin; its late end is logged once', async (t) => {
-  const db = await startFerretdb()
-  t.teardown(() => db.stop())
-  const proxy = await startDatabaseProxy(db.url)
+/** The app through the test proxy, with a 2 s limit, so that a test can slow the database down (`proxy.delay`). */
+async function slowDatabaseApp (t: Test) {
+  const proxy = await startDatabaseProxy(await databaseUrl())
   t.teardown(() => proxy.close())
   const limit = 2000
   const app = await build(t, { MONGODB_URL: proxy.url, DATABASE_TIMEOUT_MS: String(limit) })
+  return { app, proxy, limit }
+}
+
+t.test('a slow database: a login whose round trips, one after another, outlast the limit gets a 503 within DATABASE_TIMEOUT_MS plus the margin; its late end is logged once', async (t) => {
+  const { app, proxy, limit } = await slowDatabaseApp(t)
   const { email, password } = await signUp(app)
 
   // Each round trip stays under the limit, so no single wait of the driver ends the request.
@@ -98,12 +103,7 @@ t.test('a slow database: a login whose round trips, one after another, outlast t
 })
 
 t.test('a slow database: a stream whose start outlasts the time limit gets a 503, and the reply stored for it ends interrupted, not streaming', async (t) => {
-  const db = await startFerretdb()
-  t.teardown(() => db.stop())
-  const proxy = await startDatabaseProxy(db.url)
-  t.teardown(() => proxy.close())
-  const limit = 2000
-  const app = await build(t, { MONGODB_URL: proxy.url, DATABASE_TIMEOUT_MS: String(limit) })
+  const { app, proxy, limit } = await slowDatabaseApp(t)
   const { headers, user } = await signUp(app)
 
   // Each round trip stays under the limit; the three a new chat's stream makes in turn do not.
