@@ -46,41 +46,46 @@ export default fp(async function chatTurns (fastify) {
     release (): Promise<void>
   }
 
-  async function turn (request: FastifyRequest, reply: FastifyReply, replyId: ObjectId, start: () => Promise<Exchange>, idempotency?: Idempotency) {
+  /** A place on this instance, then `work` on an event stream that stops, session ends, the time limit and shutdown can end. */
+  async function live (request: FastifyRequest, reply: FastifyReply, key: string, work: (events: EventStream) => Promise<void>) {
     const seat = liveStreams.reserve()
     if (!seat) throw new StreamCapacityError()
     const events = fastify.eventStream(reply)
     try {
-      await liveStreams.run({ stream: events, sessionId: request.user.sessionId, replyId: replyId.toHexString() }, async () => {
-        const [session, slot, claimed] = await Promise.allSettled([
-          request.sessionCheck,
-          streamSlots.acquire({ userId: request.user.id, replyId: replyId.toHexString(), sessionId: request.user.sessionId }),
-          idempotency?.claim()
-        ])
-        const release = slot.status === 'fulfilled' ? slot.value : null
-        const earlier = claimed.status === 'fulfilled' ? claimed.value : undefined
-        let stored = false
-        try {
-          for (const outcome of [session, slot, claimed]) if (outcome.status === 'rejected') throw outcome.reason
-          if (earlier) {
-            await release?.()
-            return await fastify.replayReply(events, earlier, resumeOffset(request))
-          }
-          if (!release) throw new TooManyStreamsError(config.MAX_STREAMS_PER_USER)
-          const exchange = await start()
-          stored = true
-          // A send the client can resume (it names itself) goes on when the client drops; a replay does not.
-          if (idempotency) events.outliveClient()
-          await relay(request, events, exchange, release)
-        } finally {
-          // Nothing was stored for this send: a retry must be free to take its id.
-          if (!stored && earlier === null) await idempotency?.release()
-          await release?.()
-        }
-      })
+      await liveStreams.run({ stream: events, sessionId: request.user.sessionId, replyId: key }, () => work(events))
     } finally {
       seat()
     }
+  }
+
+  async function turn (request: FastifyRequest, reply: FastifyReply, replyId: ObjectId, start: () => Promise<Exchange>, idempotency?: Idempotency) {
+    await live(request, reply, replyId.toHexString(), async (events) => {
+      const [session, slot, claimed] = await Promise.allSettled([
+        request.sessionCheck,
+        streamSlots.acquire({ userId: request.user.id, replyId: replyId.toHexString(), sessionId: request.user.sessionId }),
+        idempotency?.claim()
+      ])
+      const release = slot.status === 'fulfilled' ? slot.value : null
+      const earlier = claimed.status === 'fulfilled' ? claimed.value : undefined
+      let stored = false
+      try {
+        for (const outcome of [session, slot, claimed]) if (outcome.status === 'rejected') throw outcome.reason
+        if (earlier) {
+          await release?.()
+          return await fastify.replayReply(events, earlier, resumeOffset(request))
+        }
+        if (!release) throw new TooManyStreamsError(config.MAX_STREAMS_PER_USER)
+        const exchange = await start()
+        stored = true
+        // A send the client can resume (it names itself) goes on when the client drops; a replay does not.
+        if (idempotency) events.outliveClient()
+        await relay(request, events, exchange, release)
+      } finally {
+        // Nothing was stored for this send: a retry must be free to take its id.
+        if (!stored && earlier === null) await idempotency?.release()
+        await release?.()
+      }
+    })
   }
 
   async function relay (request: FastifyRequest, events: EventStream, exchange: Exchange, release: () => Promise<void>) {
@@ -196,16 +201,8 @@ export default fp(async function chatTurns (fastify) {
       const replyId = parseObjectId(messageId)
       const stored = replyId && await exchanges.findReply(request.user.id, replyId)
       if (!stored || stored.chatId.toHexString() !== chatId) throw new MessageNotFoundError()
-      const seat = liveStreams.reserve()
-      if (!seat) throw new StreamCapacityError()
-      const events = fastify.eventStream(reply)
-      try {
-        // Under a key of its own: the follower ends with its session, not with a stop of the reply.
-        await liveStreams.run({ stream: events, sessionId: request.user.sessionId, replyId: `follower ${request.id}` },
-          () => fastify.replayReply(events, stored, resumeOffset(request)))
-      } finally {
-        seat()
-      }
+      // Under a key of its own: the follower ends with its session, not with a stop of the reply.
+      await live(request, reply, `follower ${request.id}`, (events) => fastify.replayReply(events, stored, resumeOffset(request)))
     }
   } satisfies ChatTurns)
 }, {
